@@ -1,0 +1,7 @@
+-- Which AutoShares user each first-party subject is (CONTRACT.md §3, §5).
+-- Written in SQL that both SQLite and PostgreSQL accept.
+CREATE TABLE user_links (
+    subject TEXT PRIMARY KEY,
+    autoshares_user_id BIGINT NOT NULL CHECK (autoshares_user_id > 0),
+    updated_at BIGINT NOT NULL
+);

@@ -1,0 +1,103 @@
+//! Keys from a JWKS URL or file (CONTRACT.md §6 `auth.jwks_url`): refreshed on a timer
+//! and when a token names an unknown `kid` (at most once per 10 s for all kids); the last
+//! good set is kept when a refresh fails.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use super::keys::{KeySet, VerifyingKey};
+
+/// The floor between two refetches caused by unknown `kid`s.
+const UNKNOWN_KID_REFETCH_FLOOR: Duration = Duration::from_secs(10);
+/// How long a JWKS fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest JWKS document read.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("jwks could not be fetched")]
+    Fetch,
+    #[error("jwks could not be read as a key set")]
+    Parse,
+}
+
+pub struct Jwks {
+    source: JwksSource,
+    current: RwLock<Option<Arc<KeySet>>>,
+    last_unknown_kid_refetch: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    pub fn new(source: JwksSource) -> Self {
+        Self {
+            source,
+            current: RwLock::new(None),
+            last_unknown_kid_refetch: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether a key set has been loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.current.read().expect("jwks lock poisoned").is_some()
+    }
+
+    /// The key for `kid`, refetching the set (throttled) when it is not known.
+    pub async fn key_for(&self, kid: Option<&str>) -> Option<VerifyingKey> {
+        if let Some(key) = self.lookup(kid) {
+            return Some(key);
+        }
+        {
+            let mut last = self.last_unknown_kid_refetch.lock().await;
+            if let Some(key) = self.lookup(kid) {
+                return Some(key);
+            }
+            if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH_FLOOR) {
+                return None;
+            }
+            *last = Some(Instant::now());
+            if let Err(error) = self.refresh().await {
+                tracing::warn!(%error, "jwks refetch for an unknown kid failed");
+            }
+        }
+        self.lookup(kid)
+    }
+
+    /// Fetches the set again; on failure the previous set stays in use.
+    pub async fn refresh(&self) -> Result<(), JwksError> {
+        let bytes = match &self.source {
+            JwksSource::File(path) => tokio::fs::read(path).await.map_err(|_| JwksError::Fetch)?,
+            JwksSource::Url(url) => fetch(url).await?,
+        };
+        let set = KeySet::parse(&bytes).map_err(|_| JwksError::Parse)?;
+        tracing::info!(keys = set.len(), "jwks loaded");
+        *self.current.write().expect("jwks lock poisoned") = Some(Arc::new(set));
+        Ok(())
+    }
+
+    fn lookup(&self, kid: Option<&str>) -> Option<VerifyingKey> {
+        let current = self.current.read().expect("jwks lock poisoned");
+        current.as_ref()?.find(kid).cloned()
+    }
+}
+
+async fn fetch(url: &str) -> Result<Vec<u8>, JwksError> {
+    let client = crate::net::http_client(FETCH_TIMEOUT);
+    let mut response = client.get(url).send().await.map_err(|_| JwksError::Fetch)?;
+    if !response.status().is_success() {
+        return Err(JwksError::Fetch);
+    }
+    let body = response
+        .body()
+        .limit(MAX_JWKS_BYTES)
+        .await
+        .map_err(|_| JwksError::Fetch)?;
+    Ok(body.to_vec())
+}

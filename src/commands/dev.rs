@@ -1,0 +1,104 @@
+//! `autoshares-bff dev`: the whole stack in one process (CONTRACT.md §5) — the sandbox,
+//! the service on loopback with SQLite under `data/` and in-memory limits, generated keys,
+//! a linked demo user, and a ready JWT with the curl lines to try it.
+
+use std::net::{SocketAddr, TcpListener};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+
+use crate::config::{DevOverrides, RawSettings, Sources};
+use crate::identity::LinkStore;
+use crate::sandbox::{self, SandboxConfig};
+use crate::startup::{self, Listeners};
+use crate::telemetry;
+use crate::upstream::AutosharesUserId;
+
+const DEMO_SUBJECT: &str = "demo-user";
+const DEMO_USER: AutosharesUserId = AutosharesUserId(1001);
+const DEMO_TOKEN_TTL_S: u64 = 24 * 3600;
+
+pub async fn run(sources: Sources) -> anyhow::Result<()> {
+    let mut raw = RawSettings::load(&sources)?;
+    let sandbox_address = raw.sandbox_listen();
+    let sandbox_listener = TcpListener::bind(&sandbox_address)
+        .with_context(|| format!("cannot listen on {sandbox_address}"))?;
+    let sandbox_config = SandboxConfig::default();
+    let sandbox = sandbox::start(sandbox_listener, sandbox_config.clone())?;
+
+    let hs256_secret = random_base64(32);
+    raw.apply_dev(DevOverrides {
+        sandbox_base_url: sandbox.base_url(),
+        sandbox_app_key: sandbox_config.app_key,
+        sandbox_username: sandbox_config.username,
+        sandbox_password: sandbox_config.password,
+        hs256_secret: hs256_secret.clone(),
+        sealing_key: random_base64(32),
+    });
+    let settings = raw.settings()?;
+    telemetry::init(&settings.log);
+
+    let store = LinkStore::connect_lazy(&settings.database.url)?;
+    store.migrate().await?;
+    store.save_link(DEMO_SUBJECT, DEMO_USER).await?;
+    let jwt = demo_token(
+        &hs256_secret,
+        &settings.auth.issuer,
+        &settings.auth.audience,
+    )?;
+
+    let listeners = Listeners::bind(&settings.server.listen, &settings.server.admin_listen)?;
+    let app = startup::build(settings, listeners).await?;
+    print_banner(app.public_addr(), app.admin_addr(), sandbox.addr(), &jwt);
+    let outcome = app.run_until(startup::termination_signal()).await;
+    sandbox.stop().await;
+    outcome
+}
+
+fn random_base64(bytes: usize) -> String {
+    let mut key = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut key).expect("the system random source is available");
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+fn demo_token(secret: &str, issuer: &str, audience: &str) -> anyhow::Result<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let claims = json!({
+        "sub": DEMO_SUBJECT, "iss": issuer, "aud": audience,
+        "iat": now, "exp": now + DEMO_TOKEN_TTL_S,
+    });
+    Ok(encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
+}
+
+fn print_banner(public: SocketAddr, admin: SocketAddr, sandbox: SocketAddr, jwt: &str) {
+    let api = format!("http://{public}/v1/me/phone-number");
+    println!(
+        r#"
+autoshares-bff dev is running (Ctrl-C stops it)
+  public API  http://{public}
+  admin       http://{admin}/readyz
+  sandbox     http://{sandbox}/api   demo subject {DEMO_SUBJECT} is AutoShares user {DEMO_USER}
+
+export TOKEN={jwt}
+
+# 1. bind: AutoShares sends an SMS code
+curl -sS -X PUT {api} -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"phoneNumber": "+1 (310) 890-4569"}}'
+# 2. the code the sandbox sent
+curl -sS 'http://{sandbox}/sandbox/sms?phoneNumber=%2B13108904569'
+# 3. verify, with verificationToken from 1 and code from 2
+curl -sS -X POST {api}/verification -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{{"verificationToken": "<from 1>", "code": "<from 2>"}}'
+# 4. read
+curl -sS {api} -H "Authorization: Bearer $TOKEN"
+# 5. unbind
+curl -sS -X DELETE {api} -H "Authorization: Bearer $TOKEN"
+"#
+    );
+}

@@ -1,0 +1,19 @@
+//! `autoshares-bff migrate`: applies the embedded migrations and exits.
+
+use crate::config::{RawSettings, Sources};
+use crate::identity::LinkStore;
+
+pub async fn run(sources: Sources) -> anyhow::Result<()> {
+    let store = open_store(&sources).await?;
+    println!("migrations applied");
+    store.close().await;
+    Ok(())
+}
+
+/// The link store of the configured database, migrated.
+pub async fn open_store(sources: &Sources) -> anyhow::Result<LinkStore> {
+    let database = RawSettings::load(sources)?.database()?;
+    let store = LinkStore::connect_lazy(&database.url)?;
+    store.migrate().await?;
+    Ok(store)
+}

@@ -1,0 +1,14 @@
+//! `autoshares-bff serve`: the service with the configuration of CONTRACT.md §6.
+
+use crate::config::{Settings, Sources};
+use crate::startup::{self, Listeners};
+use crate::telemetry;
+
+pub async fn run(sources: Sources) -> anyhow::Result<()> {
+    let settings = Settings::load(&sources)?;
+    telemetry::init(&settings.log);
+    let listeners = Listeners::bind(&settings.server.listen, &settings.server.admin_listen)?;
+    let app = startup::build(settings, listeners).await?;
+    tracing::info!(public = %app.public_addr(), admin = %app.admin_addr(), "serving");
+    app.run_until(startup::termination_signal()).await
+}

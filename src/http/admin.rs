@@ -1,0 +1,176 @@
+//! The operations listener (CONTRACT.md §3): `/healthz`, `/readyz`, and the links API under
+//! `/admin/v1/links/{subject}`, which exists only when `admin.token` is set.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use aws_lc_rs::{constant_time, digest};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{AuthError, Jwks};
+use crate::identity::LinkStore;
+use crate::upstream::AutosharesUserId;
+
+use super::problem::ApiError;
+use super::{AppState, json_config};
+
+/// How long a readiness probe waits for the database.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the admin listener needs besides the public state.
+pub struct AdminState {
+    pub store: LinkStore,
+    pub admin_token: Option<SecretString>,
+    pub jwks: Option<Arc<Jwks>>,
+    /// Set on SIGTERM: `/readyz` answers 503 from then on.
+    pub shutting_down: Arc<AtomicBool>,
+}
+
+pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
+    config
+        .app_data(json_config())
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz));
+    if links_enabled {
+        config.service(
+            web::resource("/admin/v1/links/{subject}")
+                .route(web::put().to(put_link))
+                .route(web::get().to(get_link))
+                .route(web::delete().to(delete_link))
+                .default_service(web::to(super::method_not_allowed)),
+        );
+    }
+    config.default_service(web::to(super::not_found));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(admin: web::Data<AdminState>) -> HttpResponse {
+    let database = matches!(
+        tokio::time::timeout(PING_TIMEOUT, admin.store.ping()).await,
+        Ok(Ok(()))
+    );
+    let mut body = json!({
+        "database": if database { "ok" } else { "down" },
+        "redis": "unused",
+    });
+    let mut ready = database;
+    if let Some(jwks) = &admin.jwks {
+        let loaded = jwks.is_loaded();
+        body["jwks"] = json!(if loaded { "ok" } else { "down" });
+        ready &= loaded;
+    }
+    if admin.shutting_down.load(Ordering::SeqCst) {
+        body["shuttingDown"] = json!(true);
+        ready = false;
+    }
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LinkRequest {
+    autoshares_user_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkResponse {
+    subject: String,
+    autoshares_user_id: i64,
+}
+
+async fn put_link(
+    request: HttpRequest,
+    subject: web::Path<String>,
+    body: web::Json<LinkRequest>,
+    admin: web::Data<AdminState>,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin_token(&request, &admin)?;
+    if body.autoshares_user_id <= 0 {
+        return Err(ApiError::Malformed);
+    }
+    let user = AutosharesUserId(body.autoshares_user_id);
+    admin
+        .store
+        .save_link(&subject, user)
+        .await
+        .map_err(store_failure)?;
+    app.identity.forget(&subject);
+    tracing::info!(autoshares_user_id = user.0, "link saved");
+    Ok(HttpResponse::Ok().json(LinkResponse {
+        subject: subject.into_inner(),
+        autoshares_user_id: user.0,
+    }))
+}
+
+async fn get_link(
+    request: HttpRequest,
+    subject: web::Path<String>,
+    admin: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin_token(&request, &admin)?;
+    let user = admin
+        .store
+        .fetch_link(&subject)
+        .await
+        .map_err(store_failure)?
+        .ok_or(ApiError::LinkNotFound)?;
+    Ok(HttpResponse::Ok().json(LinkResponse {
+        subject: subject.into_inner(),
+        autoshares_user_id: user.0,
+    }))
+}
+
+async fn delete_link(
+    request: HttpRequest,
+    subject: web::Path<String>,
+    admin: web::Data<AdminState>,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin_token(&request, &admin)?;
+    let existed = admin
+        .store
+        .delete_link(&subject)
+        .await
+        .map_err(store_failure)?;
+    app.identity.forget(&subject);
+    if existed {
+        tracing::info!("link deleted");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::LinkNotFound)
+    }
+}
+
+fn store_failure(error: crate::identity::StoreError) -> ApiError {
+    ApiError::Link(error.into())
+}
+
+/// `Authorization: Bearer <admin.token>`, compared in constant time (over digests, so the
+/// length does not leak either).
+fn check_admin_token(request: &HttpRequest, admin: &AdminState) -> Result<(), ApiError> {
+    let expected = admin.admin_token.as_ref().ok_or(ApiError::NotFound)?;
+    let sent = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or(AuthError::Missing)?;
+    let sent = digest::digest(&digest::SHA256, sent.trim().as_bytes());
+    let expected = digest::digest(&digest::SHA256, expected.expose_secret().as_bytes());
+    constant_time::verify_slices_are_equal(sent.as_ref(), expected.as_ref())
+        .map_err(|_| AuthError::BadSignature.into())
+}

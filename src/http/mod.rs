@@ -1,0 +1,71 @@
+//! Everything that knows it serves HTTP: the public route table with its 16 KiB JSON limit
+//! and extractor error handlers (CONTRACT.md §2), the admin listener (§3), request ids and
+//! the problem body.
+
+pub mod admin;
+mod caller;
+pub mod phone_number;
+pub mod problem;
+pub mod request_id;
+mod span;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::auth::Authenticator;
+use crate::identity::Identity;
+use crate::limits::Limits;
+use crate::phone::PhoneRules;
+use crate::verification::Sealer;
+
+pub use caller::LinkedCaller;
+pub use problem::ApiError;
+pub use span::RequestSpan;
+
+/// Largest request body, in bytes.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What every worker shares for the public API.
+pub struct AppState {
+    pub auth: Authenticator,
+    pub identity: Identity,
+    pub phone_rules: PhoneRules,
+    pub limits: Limits,
+    pub sealer: Sealer,
+    pub verify_attempts: u32,
+}
+
+/// The public route table.
+pub fn public_routes(config: &mut web::ServiceConfig) {
+    config
+        .app_data(json_config())
+        .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+        .service(
+            web::resource("/v1/me/phone-number")
+                .route(web::put().to(phone_number::bind))
+                .route(web::get().to(phone_number::read))
+                .route(web::delete().to(phone_number::unbind))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/me/phone-number/verification")
+                .route(web::post().to(phone_number::complete))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .default_service(web::to(not_found));
+}
+
+/// JSON bodies: at most 16 KiB, `application/json` required, errors as problems.
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_BODY_BYTES)
+        .content_type_required(true)
+        .error_handler(|error, _request: &HttpRequest| ApiError::from(error).into())
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}

@@ -1,0 +1,114 @@
+//! `X-Request-Id` (CONTRACT.md §2): the caller's id when it is 1–128 characters of
+//! `[A-Za-z0-9._:-]`, else a new one; echoed on every response, kept for the problem body
+//! and the log span, and forwarded to AutoShares.
+
+use std::future::{Ready, ready};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
+
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static CURRENT: String;
+}
+
+/// The id of the request being served.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// When the request arrived, for the closing log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival(pub Instant);
+
+/// The id of the request this task serves, if any.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+fn acceptable(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+fn mint() -> String {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Middleware: assigns the id, runs the rest of the chain inside it, echoes it.
+pub async fn assign(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map_or_else(mint, str::to_owned);
+    request.extensions_mut().insert(RequestId(id.clone()));
+    request.extensions_mut().insert(Arrival(Instant::now()));
+    let http_request = request.request().clone();
+    let outcome = CURRENT.scope(id.clone(), next.call(request)).await;
+    let mut response = match outcome {
+        Ok(response) => response.map_into_left_body(),
+        Err(error) => {
+            let response = CURRENT.sync_scope(id.clone(), || error.error_response());
+            ServiceResponse::new(http_request, response).map_into_right_body()
+        }
+    };
+    let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
+    response.headers_mut().insert(HEADER, value);
+    Ok(response)
+}
+
+impl FromRequest for RequestId {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .cloned()
+            .unwrap_or_else(|| RequestId(mint()));
+        ready(Ok(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_short_plain_ids_are_accepted() {
+        let long = "a".repeat(129);
+        let cases = [
+            ("abc-123_X.y:z", true, "every allowed character"),
+            ("", false, "empty"),
+            (long.as_str(), false, "129 characters"),
+            ("a b", false, "a space"),
+            ("a\"b", false, "a quote"),
+            ("é", false, "non-ASCII"),
+        ];
+        for (value, expected, what) in cases {
+            assert_eq!(acceptable(value), expected, "{what}");
+        }
+        assert!(acceptable(&"a".repeat(128)), "128 characters");
+        assert!(acceptable(&mint()), "our own ids");
+    }
+}

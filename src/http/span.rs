@@ -1,0 +1,46 @@
+//! The root span of every request (for `tracing-actix-web`): it carries `request_id`, so
+//! every line logged while serving the request has it, and the closing line adds `route`,
+//! `status` and `latency_ms` (CONTRACT.md §7). No headers, query or body are recorded.
+
+use actix_web::HttpMessage;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use tracing::Span;
+use tracing_actix_web::RootSpanBuilder;
+
+use super::request_id::{Arrival, RequestId};
+
+pub struct RequestSpan;
+
+impl RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        tracing::info_span!("request", request_id = %id, method = %request.method())
+    }
+
+    fn on_request_end<B: MessageBody>(
+        span: Span,
+        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+        let Ok(response) = outcome else {
+            span.in_scope(|| tracing::error!("request ended without a response"));
+            return;
+        };
+        let request = response.request();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        let latency_ms = request
+            .extensions()
+            .get::<Arrival>()
+            .map_or(0, |arrival| arrival.0.elapsed().as_millis() as u64);
+        let status = response.status().as_u16();
+        span.in_scope(|| {
+            tracing::info!(route = %route, status, latency_ms, "request finished");
+        });
+    }
+}

@@ -1,0 +1,117 @@
+//! Subject -> AutoShares user id (CONTRACT.md §1 step 2): from a claim of the JWT, or from
+//! the `user_links` table with a short cache in front.
+
+mod cache;
+mod store;
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::upstream::AutosharesUserId;
+
+pub use cache::LinkCache;
+pub use store::{LinkStore, StoreError};
+
+/// How long a mapping may be served from memory (CONTRACT.md §3).
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("subject has no AutoShares user id")]
+    NotLinked,
+    #[error("link store failed")]
+    Store(#[from] StoreError),
+}
+
+pub enum Identity {
+    /// The id is in this claim of the JWT.
+    Claim(String),
+    Database {
+        store: LinkStore,
+        cache: LinkCache,
+    },
+}
+
+impl Identity {
+    pub fn database(store: LinkStore) -> Self {
+        Self::Database {
+            store,
+            cache: LinkCache::new(CACHE_TTL),
+        }
+    }
+
+    /// The AutoShares user id of `caller`.
+    pub async fn resolve(&self, caller: &Caller) -> Result<AutosharesUserId, LinkError> {
+        match self {
+            Self::Claim(name) => caller
+                .claims
+                .get(name)
+                .and_then(user_id_from_claim)
+                .ok_or(LinkError::NotLinked),
+            Self::Database { store, cache } => {
+                let found = match cache.get(&caller.subject) {
+                    Some(found) => found,
+                    None => {
+                        let found = store.fetch_link(&caller.subject).await?;
+                        cache.put(&caller.subject, found);
+                        found
+                    }
+                };
+                found.ok_or(LinkError::NotLinked)
+            }
+        }
+    }
+
+    /// Drops any cached answer for `subject` after this process changed its link.
+    pub fn forget(&self, subject: &str) {
+        if let Self::Database { cache, .. } = self {
+            cache.forget(subject);
+        }
+    }
+
+    /// The store behind the mapping, if there is one.
+    pub fn store(&self) -> Option<&LinkStore> {
+        match self {
+            Self::Claim(_) => None,
+            Self::Database { store, .. } => Some(store),
+        }
+    }
+}
+
+/// A positive integer, as a JSON number or a string of digits.
+fn user_id_from_claim(value: &Value) -> Option<AutosharesUserId> {
+    let id = match value {
+        Value::Number(n) => n.as_i64()?,
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()?
+        }
+        _ => return None,
+    };
+    (id > 0).then_some(AutosharesUserId(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn claim_values_are_read_as_positive_integers() {
+        let cases = [
+            (json!(1925), Some(1925), "a number"),
+            (json!("1925"), Some(1925), "a numeric string"),
+            (json!(0), None, "zero"),
+            (json!(-4), None, "negative"),
+            (json!(1.5), None, "a fraction"),
+            (json!("12a"), None, "not digits"),
+            (json!(""), None, "empty string"),
+            (json!(null), None, "null"),
+            (json!("99999999999999999999"), None, "too large"),
+        ];
+        for (value, expected, what) in cases {
+            assert_eq!(user_id_from_claim(&value).map(|u| u.0), expected, "{what}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Every SQL statement of the service: the `user_links` table on SQLite or PostgreSQL
+//! through one `AnyPool`, and the migrations in `migrations/`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+use crate::upstream::AutosharesUserId;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database url is not usable")]
+    BadUrl,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The mapping store. Connections are made lazily, so `serve` starts with the database down.
+#[derive(Clone)]
+pub struct LinkStore {
+    pool: AnyPool,
+}
+
+impl LinkStore {
+    /// A pool for `url` (`sqlite:` or `postgres://`); nothing is connected yet.
+    pub fn connect_lazy(url: &SecretString) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = prepare_url(url.expose_secret())?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(10)
+            .acquire_timeout(std::time::Duration::from_secs(3))
+            .connect_lazy(&url)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the embedded migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Answers once the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn fetch_link(&self, subject: &str) -> Result<Option<AutosharesUserId>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT autoshares_user_id FROM user_links WHERE subject = $1")
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(id.map(AutosharesUserId))
+    }
+
+    /// Creates or replaces the link of `subject`.
+    pub async fn save_link(&self, subject: &str, user: AutosharesUserId) -> Result<(), StoreError> {
+        sqlx::query(UPSERT)
+            .bind(subject)
+            .bind(user.0)
+            .bind(now_seconds())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the link of `subject`; answers whether there was one.
+    pub async fn delete_link(&self, subject: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM user_links WHERE subject = $1")
+            .bind(subject)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Creates or replaces every link in one transaction: all or nothing.
+    pub async fn import(&self, links: &[(String, AutosharesUserId)]) -> Result<(), StoreError> {
+        let now = now_seconds();
+        let mut tx = self.pool.begin().await?;
+        for (subject, user) in links {
+            sqlx::query(UPSERT)
+                .bind(subject.as_str())
+                .bind(user.0)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+const UPSERT: &str = "INSERT INTO user_links (subject, autoshares_user_id, updated_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (subject) DO UPDATE SET \
+     autoshares_user_id = excluded.autoshares_user_id, updated_at = excluded.updated_at";
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// For SQLite: creates the file's folder, and the file itself unless the URL says
+/// otherwise (`mode=`).
+fn prepare_url(url: &str) -> Result<String, StoreError> {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Ok(url.to_owned());
+    };
+    let rest = rest.trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() {
+        return Err(StoreError::BadUrl);
+    }
+    if path != ":memory:"
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|_| StoreError::BadUrl)?;
+    }
+    if query.split('&').any(|pair| pair.starts_with("mode=")) {
+        Ok(url.to_owned())
+    } else if query.is_empty() {
+        Ok(format!("sqlite://{path}?mode=rwc"))
+    } else {
+        Ok(format!("sqlite://{path}?{query}&mode=rwc"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_told_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("sub/x.db");
+        let base = base.to_str().unwrap();
+        let cases = [
+            (
+                format!("sqlite://{base}"),
+                format!("sqlite://{base}?mode=rwc"),
+            ),
+            (
+                format!("sqlite://{base}?mode=ro"),
+                format!("sqlite://{base}?mode=ro"),
+            ),
+            (
+                format!("sqlite:{base}?cache=shared"),
+                format!("sqlite://{base}?cache=shared&mode=rwc"),
+            ),
+            (
+                "postgres://u@h/db".to_owned(),
+                "postgres://u@h/db".to_owned(),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(prepare_url(&input).unwrap(), expected, "{input}");
+        }
+        assert!(dir.path().join("sub").is_dir(), "the folder was created");
+    }
+}

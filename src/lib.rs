@@ -1,0 +1,31 @@
+//! autoshares-bff: lets first-party apps bind and verify a user's phone number at
+//! AutoShares without holding AutoShares' secrets (CONTRACT.md §1).
+//!
+//! A tour, outside in:
+//! - [`cli`] and [`commands`] turn the command line into calls; [`startup`] is the one
+//!   place that builds every part from [`config::Settings`] and binds the listeners.
+//! - [`http`] serves the public API and the admin listener; it is the only module that
+//!   knows HTTP status codes ([`http::problem`]).
+//! - A request passes [`auth`] (the caller's JWT), [`identity`] (subject to AutoShares
+//!   user id), [`phone`] (normalisation), [`limits`] (quotas), [`upstream`] (AutoShares),
+//!   and [`verification`] (the sealed token that links step 1 to step 2).
+//! - [`telemetry`] sets up logs; [`sandbox`] is a stand-in AutoShares for `dev` and tests.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod identity;
+pub mod limits;
+pub mod net;
+pub mod phone;
+pub mod startup;
+pub mod telemetry;
+pub mod upstream;
+pub mod verification;
+
+pub mod http;
+
+#[cfg(feature = "sandbox")]
+pub mod sandbox;

@@ -1,0 +1,231 @@
+//! Phone numbers: parse what a person typed, normalise it to E.164, and keep only numbers
+//! that are valid for their country and can receive an SMS (CONTRACT.md §2). The only way
+//! a number reaches a log is the masked `Display` here.
+
+use std::fmt;
+
+use phonenumber::{Mode, Type};
+
+use crate::config::PhoneSettings;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PhoneError {
+    #[error("phone number is empty")]
+    Empty,
+    #[error("phone number has characters other than digits and separators")]
+    BadCharacters,
+    #[error("phone number must start with + and a country code")]
+    NoCountryCode,
+    #[error("phone number is not a valid number for its country")]
+    Invalid,
+    #[error("phone number cannot receive SMS")]
+    NotSmsCapable,
+    #[error("phone number's country is not allowed")]
+    CountryNotAllowed,
+}
+
+/// Which numbers this deployment accepts.
+#[derive(Debug, Clone, Default)]
+pub struct PhoneRules {
+    allowed_countries: Option<Vec<String>>,
+}
+
+impl PhoneRules {
+    pub fn new(settings: &PhoneSettings) -> Self {
+        Self {
+            allowed_countries: settings.allowed_countries.clone(),
+        }
+    }
+}
+
+/// A valid, SMS-capable number in E.164 form (`+13108904569`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Normalises `input`: spaces, dashes, dots and parentheses are dropped; the rest must
+    /// be `+`, a country code and digits that libphonenumber's rules accept as a mobile
+    /// (or fixed-line-or-mobile) number of an allowed country.
+    pub fn parse(input: &str, rules: &PhoneRules) -> Result<Self, PhoneError> {
+        let compact: String = input
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{a0}'))
+            .collect();
+        if compact.is_empty() {
+            return Err(PhoneError::Empty);
+        }
+        let Some(digits) = compact.strip_prefix('+') else {
+            return Err(PhoneError::NoCountryCode);
+        };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(PhoneError::BadCharacters);
+        }
+        // E.164 allows at most 15 digits; longer input is not worth handing to the parser.
+        if digits.len() > 15 {
+            return Err(PhoneError::Invalid);
+        }
+        let parsed = phonenumber::parse(None, &compact).map_err(|_| PhoneError::Invalid)?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(PhoneError::Invalid);
+        }
+        let database = &*phonenumber::metadata::DATABASE;
+        if !matches!(
+            parsed.number_type(database),
+            Type::Mobile | Type::FixedLineOrMobile
+        ) {
+            return Err(PhoneError::NotSmsCapable);
+        }
+        if let Some(allowed) = &rules.allowed_countries {
+            let country = parsed.country().id().map(|id| id.as_ref().to_owned());
+            if !country.is_some_and(|code| allowed.contains(&code)) {
+                return Err(PhoneError::CountryNotAllowed);
+            }
+        }
+        Ok(Self(parsed.format().mode(Mode::E164).to_string()))
+    }
+
+    /// Accepts a number that is already E.164 (from a sealed token or the store) as is.
+    pub fn from_trusted_e164(e164: String) -> Self {
+        Self(e164)
+    }
+
+    /// The full number, for AutoShares and for the caller who sent it; never for logs.
+    pub fn as_e164(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Masks all but the country-code end and the last two digits: `+1310*****69`.
+pub fn mask(e164: &str) -> String {
+    let chars: Vec<char> = e164.chars().collect();
+    let len = chars.len();
+    let shown_head = if len >= 12 {
+        5
+    } else {
+        len.saturating_sub(7).max(1)
+    };
+    let shown_tail = if len > shown_head + 4 { 2 } else { 0 };
+    let hidden = len.saturating_sub(shown_head + shown_tail);
+    let mut out: String = chars.iter().take(shown_head).collect();
+    out.extend(std::iter::repeat_n('*', hidden));
+    out.extend(chars.iter().skip(shown_head + hidden));
+    out
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&mask(&self.0))
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", mask(&self.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn any_country() -> PhoneRules {
+        PhoneRules::default()
+    }
+
+    #[test]
+    fn formatted_numbers_are_normalised() {
+        let cases = [
+            (
+                "+1 (310) 890-4569",
+                "+13108904569",
+                "US with parentheses and dash",
+            ),
+            (
+                "+34 635 95 29 10",
+                "+34635952910",
+                "Spanish mobile with spaces",
+            ),
+            ("+44.7400.123456", "+447400123456", "UK mobile with dots"),
+            ("  +13108904569 ", "+13108904569", "surrounding spaces"),
+        ];
+        for (input, expected, what) in cases {
+            let number =
+                PhoneNumber::parse(input, &any_country()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(number.as_e164(), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn invalid_numbers_are_refused_with_a_reason() {
+        let cases = [
+            ("", PhoneError::Empty, "empty"),
+            ("13108904569", PhoneError::NoCountryCode, "no plus"),
+            ("+1 310 890 456a", PhoneError::BadCharacters, "a letter"),
+            (
+                "+1-310-890-4569 ext 1",
+                PhoneError::BadCharacters,
+                "an extension",
+            ),
+            ("+", PhoneError::BadCharacters, "plus alone"),
+            ("+1310890", PhoneError::Invalid, "too short for the US"),
+            (
+                "+1234567890123456",
+                PhoneError::Invalid,
+                "longer than E.164",
+            ),
+            ("+999123456789", PhoneError::Invalid, "no such country code"),
+            ("+18005550199", PhoneError::NotSmsCapable, "US toll-free"),
+            (
+                "+34912345678",
+                PhoneError::NotSmsCapable,
+                "Spanish fixed line",
+            ),
+            (
+                "+449012345678",
+                PhoneError::NotSmsCapable,
+                "UK premium rate",
+            ),
+        ];
+        for (input, expected, what) in cases {
+            assert_eq!(
+                PhoneNumber::parse(input, &any_country()),
+                Err(expected),
+                "{what}: {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_countries_are_honoured() {
+        let rules = PhoneRules::new(&PhoneSettings {
+            allowed_countries: Some(vec!["ES".to_owned()]),
+        });
+        assert!(
+            PhoneNumber::parse("+34635952910", &rules).is_ok(),
+            "Spain allowed"
+        );
+        assert_eq!(
+            PhoneNumber::parse("+13108904569", &rules),
+            Err(PhoneError::CountryNotAllowed),
+            "US not in the list"
+        );
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_number() {
+        let number = PhoneNumber::parse("+13108904569", &any_country()).unwrap();
+        assert_eq!(number.to_string(), "+1310*****69");
+        assert_eq!(format!("{number:?}"), "PhoneNumber(+1310*****69)");
+    }
+
+    #[test]
+    fn short_numbers_still_hide_most_digits() {
+        let cases = [
+            ("+4930123", "+*****23", "eight characters"),
+            ("+35312345678", "+3531*****78", "twelve characters"),
+        ];
+        for (input, expected, what) in cases {
+            assert_eq!(mask(input), expected, "{what}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The one place that builds and connects everything: stores, limiter, authenticator,
+//! AutoShares client, both HTTP servers, and the background chores. `build` takes listeners
+//! that are already bound, so tests can use port 0 and read the addresses back.
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::{Authenticator, Jwks};
+use crate::config::{IdentitySource, LimitBackend, Settings};
+use crate::http::admin::{AdminState, admin_routes};
+use crate::http::{AppState, RequestSpan, public_routes, request_id};
+use crate::identity::{Identity, LinkStore};
+use crate::limits::{Limits, MemoryLimits};
+use crate::phone::PhoneRules;
+use crate::upstream::Upstream;
+use crate::verification::Sealer;
+
+/// How often idle limiter keys are dropped.
+const EVICTION_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a failed start-up migration is tried again.
+const MIGRATION_RETRY: Duration = Duration::from_secs(5);
+
+/// Both listeners, bound by the caller.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured addresses.
+    pub fn bind(public: &str, admin: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            public: TcpListener::bind(public)
+                .with_context(|| format!("cannot listen on {public}"))?,
+            admin: TcpListener::bind(admin).with_context(|| format!("cannot listen on {admin}"))?,
+        })
+    }
+}
+
+/// A built service, not yet running.
+pub struct Application {
+    public_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    public: Server,
+    admin: Server,
+    shutting_down: Arc<AtomicBool>,
+    chores: Vec<actix_web::rt::task::JoinHandle<()>>,
+}
+
+/// Builds every part from `settings` and binds both servers to `listeners`.
+///
+/// Must run inside an actix system. Starts even when the database is down: the first
+/// migration is then retried in the background and `/readyz` says so.
+pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<Application> {
+    let public_addr = listeners.public.local_addr()?;
+    let admin_addr = listeners.admin.local_addr()?;
+
+    let store = LinkStore::connect_lazy(&settings.database.url)
+        .context("configuration: database.url is not usable")?;
+    let mut chores = Vec::new();
+    if let Err(error) = store.migrate().await {
+        tracing::error!(error = %error, "database migration failed; retrying in the background");
+        chores.push(actix_web::rt::spawn(retry_migration(store.clone())));
+    }
+
+    let identity = match &settings.identity {
+        IdentitySource::Database => Identity::database(store.clone()),
+        IdentitySource::Claim(name) => Identity::Claim(name.clone()),
+    };
+    let (auth, jwks) =
+        Authenticator::new(&settings.auth).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    if let Some(jwks) = &jwks {
+        chores.push(actix_web::rt::spawn(refresh_jwks(
+            Arc::clone(jwks),
+            settings.auth.jwks_refresh,
+        )));
+    }
+    let limits = match &settings.rate_limit.backend {
+        LimitBackend::Memory => Limits::Memory(MemoryLimits::new(
+            settings.rate_limit.bind_per_user,
+            settings.rate_limit.bind_per_phone,
+        )),
+        LimitBackend::Redis { .. } => {
+            anyhow::bail!(
+                "configuration: rate_limit.backend = redis is not supported by this build yet"
+            )
+        }
+    };
+    let verification = &settings.verification;
+    let state = web::Data::new(AppState {
+        auth,
+        identity,
+        phone_rules: PhoneRules::new(&settings.phone),
+        limits,
+        sealer: Sealer::new(
+            &verification.token_secret,
+            &verification.previous_token_secrets,
+            verification.token_ttl,
+        ),
+        verify_attempts: settings.rate_limit.verify_attempts,
+    });
+    chores.push(actix_web::rt::spawn(evict_idle_limits(state.clone())));
+
+    let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
+    let grace = settings.server.shutdown_grace;
+    let public_state = state.clone();
+    let public = HttpServer::new(move || {
+        App::new()
+            .app_data(public_state.clone())
+            .app_data(web::Data::new(upstream.client()))
+            .configure(public_routes)
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(from_fn(request_id::assign))
+    })
+    .listen(listeners.public)?
+    .shutdown_timeout(grace.as_secs())
+    .disable_signals()
+    .run();
+
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let links_enabled = settings.admin_token.is_some();
+    let admin_state = web::Data::new(AdminState {
+        store,
+        admin_token: settings.admin_token.clone(),
+        jwks: jwks.clone(),
+        shutting_down: Arc::clone(&shutting_down),
+    });
+    let admin = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(admin_state.clone())
+            .configure(|config| admin_routes(config, links_enabled))
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(from_fn(request_id::assign))
+    })
+    .workers(1)
+    .listen(listeners.admin)?
+    .shutdown_timeout(grace.as_secs())
+    .disable_signals()
+    .run();
+
+    Ok(Application {
+        public_addr,
+        admin_addr,
+        public,
+        admin,
+        shutting_down,
+        chores,
+    })
+}
+
+impl Application {
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves until `stop` resolves, then shuts down gracefully (CONTRACT.md §3): `/readyz`
+    /// turns 503, the public listener stops accepting, requests in flight get
+    /// `server.shutdown_grace_s` to finish, then the admin listener stops.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let public_handle = self.public.handle();
+        let admin_handle = self.admin.handle();
+        let mut public = self.public;
+        let mut admin = self.admin;
+        tokio::select! {
+            result = &mut public => {
+                result?;
+            }
+            result = &mut admin => {
+                result?;
+            }
+            () = stop => {
+                tracing::info!("shutting down");
+                self.shutting_down.store(true, Ordering::SeqCst);
+                public_handle.stop(true).await;
+                admin_handle.stop(true).await;
+            }
+        }
+        for chore in &self.chores {
+            chore.abort();
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn retry_migration(store: LinkStore) {
+    loop {
+        tokio::time::sleep(MIGRATION_RETRY).await;
+        match store.migrate().await {
+            Ok(()) => {
+                tracing::info!("database migration applied");
+                return;
+            }
+            Err(error) => tracing::warn!(error = %error, "database migration failed again"),
+        }
+    }
+}
+
+async fn refresh_jwks(jwks: Arc<Jwks>, every: Duration) {
+    loop {
+        if let Err(error) = jwks.refresh().await {
+            tracing::warn!(error = %error, "jwks refresh failed; keeping the last good set");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn evict_idle_limits(state: web::Data<AppState>) {
+    loop {
+        tokio::time::sleep(EVICTION_INTERVAL).await;
+        state.limits.evict_idle();
+    }
+}

@@ -1,0 +1,285 @@
+//! Verification tokens (CONTRACT.md §2): step 1 seals what step 2 needs — AutoShares'
+//! token id, the AutoShares user id, the subject, the number and an expiry — with
+//! AES-256-GCM, so a client can carry it but neither read nor change it. Previous keys
+//! still open tokens during a key rotation. No I/O here; the time is an argument.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+
+use crate::config::SealingKey;
+use crate::phone::PhoneNumber;
+use crate::upstream::{AutosharesUserId, UpstreamTokenId};
+
+const PREFIX: &str = "v1.";
+const AAD: &[u8] = b"autoshares-bff/verification-token/v1";
+const TAG_LEN: usize = 16;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("verification token is malformed")]
+    Malformed,
+    #[error("verification token failed authentication")]
+    Tampered,
+    #[error("verification token belongs to another user")]
+    OtherUser,
+    #[error("verification token has expired")]
+    Expired,
+    #[error("verification token has already completed a binding")]
+    Used,
+}
+
+/// What a verification token carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    pub token_id: UpstreamTokenId,
+    pub user: AutosharesUserId,
+    pub subject: String,
+    pub phone: PhoneNumber,
+    /// Seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl Verification {
+    /// The key under which wrong codes for this token are counted.
+    pub fn attempt_key(&self) -> String {
+        format!("{}:{}", self.user, self.token_id)
+    }
+
+    /// How long the token stays usable after `now`.
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        Duration::from_secs(self.expires_at.saturating_sub(unix_seconds(now)))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    tid: i64,
+    uid: i64,
+    sub: String,
+    phone: String,
+    exp: u64,
+}
+
+/// Seals with the current key; opens with the current or any previous key.
+pub struct Sealer {
+    current: RandomizedNonceKey,
+    previous: Vec<RandomizedNonceKey>,
+    ttl: Duration,
+}
+
+impl Sealer {
+    pub fn new(current: &SealingKey, previous: &[SealingKey], ttl: Duration) -> Self {
+        let key = |secret: &SealingKey| {
+            RandomizedNonceKey::new(&AES_256_GCM, secret.expose_secret())
+                .expect("a 32-byte key is valid for AES-256-GCM")
+        };
+        Self {
+            current: key(current),
+            previous: previous.iter().map(key).collect(),
+            ttl,
+        }
+    }
+
+    /// A token for step 2 that expires `token_ttl_s` after `now`.
+    pub fn seal(
+        &self,
+        token_id: UpstreamTokenId,
+        user: AutosharesUserId,
+        subject: &str,
+        phone: &PhoneNumber,
+        now: SystemTime,
+    ) -> String {
+        let payload = Payload {
+            tid: token_id.0,
+            uid: user.0,
+            sub: subject.to_owned(),
+            phone: phone.as_e164().to_owned(),
+            exp: unix_seconds(now) + self.ttl.as_secs(),
+        };
+        let mut in_out = serde_json::to_vec(&payload).expect("the payload always serialises");
+        let nonce = self
+            .current
+            .seal_in_place_append_tag(Aad::from(AAD), &mut in_out)
+            .expect("sealing with a valid key does not fail");
+        let mut bytes = Vec::with_capacity(NONCE_LEN + in_out.len());
+        bytes.extend_from_slice(nonce.as_ref());
+        bytes.extend_from_slice(&in_out);
+        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Opens `token` for `subject` at `now`.
+    pub fn open(
+        &self,
+        token: &str,
+        subject: &str,
+        now: SystemTime,
+    ) -> Result<Verification, TokenError> {
+        let encoded = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Malformed)?;
+        if bytes.len() < NONCE_LEN + TAG_LEN {
+            return Err(TokenError::Malformed);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let plain = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find_map(|key| {
+                let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+                let mut in_out = sealed.to_vec();
+                let plain = key.open_in_place(nonce, Aad::from(AAD), &mut in_out).ok()?;
+                Some(plain.to_vec())
+            })
+            .ok_or(TokenError::Tampered)?;
+        let payload: Payload = serde_json::from_slice(&plain).map_err(|_| TokenError::Malformed)?;
+        if payload.sub != subject {
+            return Err(TokenError::OtherUser);
+        }
+        if unix_seconds(now) >= payload.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(Verification {
+            token_id: UpstreamTokenId(payload.tid),
+            user: AutosharesUserId(payload.uid),
+            subject: payload.sub,
+            phone: PhoneNumber::from_trusted_e164(payload.phone),
+            expires_at: payload.exp,
+        })
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretBox;
+
+    fn key(byte: u8) -> SealingKey {
+        SecretBox::new(Box::new([byte; 32]))
+    }
+
+    fn number() -> PhoneNumber {
+        PhoneNumber::from_trusted_e164("+13108904569".to_owned())
+    }
+
+    fn sealed_by(sealer: &Sealer, now: SystemTime) -> String {
+        sealer.seal(
+            UpstreamTokenId(1925),
+            AutosharesUserId(42),
+            "sub-1",
+            &number(),
+            now,
+        )
+    }
+
+    #[test]
+    fn a_sealed_token_opens_for_its_subject() {
+        let sealer = Sealer::new(&key(1), &[], Duration::from_secs(600));
+        let now = SystemTime::now();
+        let opened = sealer.open(&sealed_by(&sealer, now), "sub-1", now).unwrap();
+        assert_eq!(opened.token_id, UpstreamTokenId(1925));
+        assert_eq!(opened.user, AutosharesUserId(42));
+        assert_eq!(opened.phone, number());
+        assert_eq!(opened.remaining(now), Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_token_does_not_show_what_it_carries() {
+        let sealer = Sealer::new(&key(1), &[], Duration::from_secs(600));
+        let token = sealed_by(&sealer, SystemTime::now());
+        assert!(
+            !token.contains("3108904569") && !token.contains("sub-1"),
+            "{token}"
+        );
+    }
+
+    #[test]
+    fn every_changed_byte_is_detected() {
+        let sealer = Sealer::new(&key(1), &[], Duration::from_secs(600));
+        let now = SystemTime::now();
+        let token = sealed_by(&sealer, now);
+        let bytes = URL_SAFE_NO_PAD.decode(&token[PREFIX.len()..]).unwrap();
+        for i in 0..bytes.len() {
+            let mut changed = bytes.clone();
+            changed[i] ^= 0x01;
+            let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(changed));
+            assert_eq!(
+                sealer.open(&forged, "sub-1", now),
+                Err(TokenError::Tampered),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_are_told_apart() {
+        let sealer = Sealer::new(&key(1), &[], Duration::from_secs(600));
+        let other_key = Sealer::new(&key(2), &[], Duration::from_secs(600));
+        let now = SystemTime::now();
+        let token = sealed_by(&sealer, now);
+        let later = now + Duration::from_secs(600);
+        let cases = [
+            (
+                token.clone(),
+                "sub-2",
+                now,
+                TokenError::OtherUser,
+                "another subject",
+            ),
+            (
+                token.clone(),
+                "sub-1",
+                later,
+                TokenError::Expired,
+                "at expiry",
+            ),
+            (
+                "v1.!!!".to_owned(),
+                "sub-1",
+                now,
+                TokenError::Malformed,
+                "not base64",
+            ),
+            (
+                "v1.AAAA".to_owned(),
+                "sub-1",
+                now,
+                TokenError::Malformed,
+                "too short",
+            ),
+            (
+                "garbage".to_owned(),
+                "sub-1",
+                now,
+                TokenError::Malformed,
+                "no prefix",
+            ),
+            (
+                sealed_by(&other_key, now),
+                "sub-1",
+                now,
+                TokenError::Tampered,
+                "unknown key",
+            ),
+        ];
+        for (token, subject, at, expected, what) in cases {
+            assert_eq!(sealer.open(&token, subject, at), Err(expected), "{what}");
+        }
+    }
+
+    #[test]
+    fn previous_keys_still_open_tokens_after_a_rotation() {
+        let before = Sealer::new(&key(1), &[], Duration::from_secs(600));
+        let after = Sealer::new(&key(2), &[key(1)], Duration::from_secs(600));
+        let now = SystemTime::now();
+        assert!(after.open(&sealed_by(&before, now), "sub-1", now).is_ok());
+    }
+}
