@@ -173,27 +173,25 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
         let public_handle = self.public.handle();
         let admin_handle = self.admin.handle();
-        let mut public = self.public;
-        let mut admin = self.admin;
-        tokio::select! {
-            result = &mut public => {
-                result?;
-            }
-            result = &mut admin => {
-                result?;
-            }
+        // Servers only act on commands (stop included) while they are polled: spawn them.
+        let mut public = actix_web::rt::spawn(self.public);
+        let mut admin = actix_web::rt::spawn(self.admin);
+        let outcome = tokio::select! {
+            result = &mut public => result.map_err(anyhow::Error::from).and_then(|r| Ok(r?)),
+            result = &mut admin => result.map_err(anyhow::Error::from).and_then(|r| Ok(r?)),
             () = stop => {
                 tracing::info!("shutting down");
                 self.shutting_down.store(true, Ordering::SeqCst);
                 public_handle.stop(true).await;
                 admin_handle.stop(true).await;
+                Ok(())
             }
-        }
+        };
         for chore in &self.chores {
             chore.abort();
         }
         tracing::info!("stopped");
-        Ok(())
+        outcome
     }
 }
 

@@ -62,15 +62,9 @@ pub async fn assign(
         .map_or_else(mint, str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
     request.extensions_mut().insert(Arrival(Instant::now()));
-    let http_request = request.request().clone();
-    let outcome = CURRENT.scope(id.clone(), next.call(request)).await;
-    let mut response = match outcome {
-        Ok(response) => response.map_into_left_body(),
-        Err(error) => {
-            let response = CURRENT.sync_scope(id.clone(), || error.error_response());
-            ServiceResponse::new(http_request, response).map_into_right_body()
-        }
-    };
+    // Handlers and extractors turn their errors into responses inside this scope, so the
+    // problem body can read the id; an error that still escapes is left to actix-web.
+    let mut response = CURRENT.scope(id.clone(), next.call(request)).await?;
     let value = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     response.headers_mut().insert(HEADER, value);
     Ok(response)

@@ -1,0 +1,127 @@
+use serde_json::json;
+
+use crate::helpers::{ADMIN_TOKEN, Options, spawn_app, spawn_with};
+
+#[actix_web::test]
+async fn health_and_readiness_answer_on_the_admin_listener() {
+    let app = spawn_app().await;
+    assert_eq!(app.admin_get("/healthz", None).await.status, 200);
+    let ready = app.admin_get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert_eq!(ready.json(), json!({"database": "ok", "redis": "unused"}));
+}
+
+#[actix_web::test]
+async fn links_can_be_created_read_replaced_and_deleted() {
+    let app = spawn_app().await;
+    let url = format!("{}/admin/v1/links/sub-9", app.admin);
+
+    let missing = app.send("GET", &url, Some(ADMIN_TOKEN), None, &[]).await;
+    missing.assert_problem(404, "link_not_found");
+
+    let created = app
+        .put_link("sub-9", r#"{"autosharesUserId": 1925}"#, Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_eq!(
+        created.json(),
+        json!({"subject": "sub-9", "autosharesUserId": 1925})
+    );
+    let replaced = app
+        .put_link("sub-9", r#"{"autosharesUserId": 1001}"#, Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(replaced.json()["autosharesUserId"], 1001);
+    let read = app.send("GET", &url, Some(ADMIN_TOKEN), None, &[]).await;
+    assert_eq!(
+        read.json(),
+        json!({"subject": "sub-9", "autosharesUserId": 1001})
+    );
+
+    assert_eq!(
+        app.send("DELETE", &url, Some(ADMIN_TOKEN), None, &[])
+            .await
+            .status,
+        204
+    );
+    let again = app.send("DELETE", &url, Some(ADMIN_TOKEN), None, &[]).await;
+    again.assert_problem(404, "link_not_found");
+}
+
+#[actix_web::test]
+async fn links_take_effect_at_once_on_this_replica() {
+    let app = spawn_app().await;
+    let caller = app.caller("sub-1");
+    app.bind(&caller, "+13108904569")
+        .await
+        .assert_problem(403, "user_not_linked");
+    app.linked_caller("sub-1", 1001).await;
+    assert_eq!(app.bind(&caller, "+13108904569").await.status, 200);
+    let url = format!("{}/admin/v1/links/sub-1", app.admin);
+    app.send("DELETE", &url, Some(ADMIN_TOKEN), None, &[]).await;
+    app.bind(&caller, "+13108904569")
+        .await
+        .assert_problem(403, "user_not_linked");
+}
+
+#[actix_web::test]
+async fn the_links_api_needs_the_admin_token_and_a_positive_id() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            None,
+            r#"{"autosharesUserId": 1}"#,
+            401,
+            "unauthenticated",
+            "no token",
+        ),
+        (
+            Some("wrong-token"),
+            r#"{"autosharesUserId": 1}"#,
+            401,
+            "unauthenticated",
+            "wrong token",
+        ),
+        (
+            Some(ADMIN_TOKEN),
+            r#"{"autosharesUserId": 0}"#,
+            400,
+            "malformed_request",
+            "zero",
+        ),
+        (
+            Some(ADMIN_TOKEN),
+            r#"{"autosharesUserId": -3}"#,
+            400,
+            "malformed_request",
+            "negative",
+        ),
+        (
+            Some(ADMIN_TOKEN),
+            r#"{"autosharesUserId": "12"}"#,
+            400,
+            "malformed_request",
+            "a string",
+        ),
+        (
+            Some(ADMIN_TOKEN),
+            r#"{}"#,
+            400,
+            "malformed_request",
+            "missing",
+        ),
+    ];
+    for (token, body, status, code, what) in cases {
+        let answer = app.put_link("sub-1", body, token).await;
+        assert_eq!(answer.status, status, "{what}: {}", answer.text);
+        answer.assert_problem(status, code);
+    }
+}
+
+#[actix_web::test]
+async fn without_an_admin_token_the_links_api_does_not_exist() {
+    let app = spawn_with(Options::default().with("admin.token", "")).await;
+    let answer = app
+        .put_link("sub-1", r#"{"autosharesUserId": 1}"#, Some(ADMIN_TOKEN))
+        .await;
+    answer.assert_problem(404, "not_found");
+}

@@ -1,0 +1,13 @@
+//! The HTTP-level tests: one binary, each test with its own service over real HTTP.
+
+mod admin;
+mod auth;
+mod bind;
+mod complete;
+mod helpers;
+mod identity;
+mod limits;
+mod problems;
+mod read_and_unbind;
+mod store;
+mod upstream_failures;

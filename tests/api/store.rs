@@ -1,0 +1,65 @@
+//! The link store on both databases it supports.
+
+use autoshares_bff::identity::LinkStore;
+use autoshares_bff::upstream::AutosharesUserId;
+use secrecy::SecretString;
+
+use crate::helpers::TestDatabase;
+
+async fn exercise(database: TestDatabase) {
+    let store = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.expect("migrating twice is harmless");
+    store.ping().await.unwrap();
+
+    assert_eq!(store.fetch_link("a").await.unwrap(), None);
+    store.save_link("a", AutosharesUserId(1)).await.unwrap();
+    store.save_link("a", AutosharesUserId(2)).await.unwrap();
+    assert_eq!(
+        store.fetch_link("a").await.unwrap(),
+        Some(AutosharesUserId(2)),
+        "replaced"
+    );
+
+    let links = vec![
+        ("b".to_owned(), AutosharesUserId(3)),
+        ("a".to_owned(), AutosharesUserId(4)),
+    ];
+    store.import(&links).await.unwrap();
+    assert_eq!(
+        store.fetch_link("a").await.unwrap(),
+        Some(AutosharesUserId(4))
+    );
+    assert_eq!(
+        store.fetch_link("b").await.unwrap(),
+        Some(AutosharesUserId(3))
+    );
+
+    let broken = vec![
+        ("c".to_owned(), AutosharesUserId(5)),
+        ("d".to_owned(), AutosharesUserId(-1)),
+    ];
+    assert!(
+        store.import(&broken).await.is_err(),
+        "the table refuses a non-positive id"
+    );
+    assert_eq!(store.fetch_link("c").await.unwrap(), None, "all or nothing");
+
+    assert!(store.delete_link("a").await.unwrap());
+    assert!(!store.delete_link("a").await.unwrap());
+    store.close().await;
+}
+
+#[actix_web::test]
+async fn the_store_works_on_sqlite() {
+    exercise(TestDatabase::sqlite().await).await;
+}
+
+#[actix_web::test]
+async fn the_store_works_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
+        return;
+    };
+    exercise(database).await;
+}

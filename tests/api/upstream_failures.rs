@@ -1,0 +1,254 @@
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{Options, Reply, Scripted, TestApp, spawn_with};
+
+const UPSTREAM_TEXT: &str = "UPSTREAM-SECRET-TEXT-4411";
+
+async fn app_on(fake: &Scripted, extra: Options) -> TestApp {
+    spawn_with(extra.upstream(&fake.base_url)).await
+}
+
+fn active(n: usize) -> Reply {
+    let _ = n;
+    Reply::json(
+        200,
+        json!({"PhoneNumber": "+13108904569", "PhoneNumberState": "Active"}),
+    )
+}
+
+#[actix_web::test]
+async fn a_401_from_a_phone_endpoint_logs_in_once_more_and_retries() {
+    let fake = Scripted::start(Scripted::good_login, |n, seen| {
+        if n == 0 {
+            assert_eq!(
+                seen.header("Authorization"),
+                Some("Bearer scripted-token-1")
+            );
+            Reply::json(401, json!({"Message": "expired"}))
+        } else {
+            assert_eq!(
+                seen.header("Authorization"),
+                Some("Bearer scripted-token-2")
+            );
+            active(n)
+        }
+    });
+    let app = app_on(&fake, Options::default()).await;
+    let caller = app.linked_caller("sub-1", 42).await;
+
+    let answer = app.get_phone_number(&caller).await;
+
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        answer.json(),
+        json!({"phoneNumber": "+13108904569", "state": "Active"})
+    );
+    assert_eq!(fake.logins(), 2, "one re-login");
+    assert_eq!(fake.phone_calls().len(), 2, "one retry");
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_first_requests_cause_exactly_one_login() {
+    let fake = Scripted::start(
+        |n| Scripted::good_login(n).after(Duration::from_millis(300)),
+        |n, _| active(n),
+    );
+    let app = app_on(&fake, Options::default()).await;
+    let caller = app.linked_caller("sub-1", 42).await;
+
+    let requests = (0..20).map(|_| app.get_phone_number(&caller));
+    let answers = futures_util::future::join_all(requests).await;
+
+    for answer in &answers {
+        assert_eq!(answer.status, 200, "{}", answer.text);
+    }
+    assert_eq!(fake.logins(), 1);
+}
+
+#[actix_web::test]
+async fn autoshares_faults_map_to_their_problems_without_upstream_text() {
+    let cases: Vec<(Reply, u16, &str, &str)> = vec![
+        (
+            Reply::raw(500, UPSTREAM_TEXT),
+            502,
+            "upstream_error",
+            "a 500",
+        ),
+        (
+            Reply::raw(503, UPSTREAM_TEXT),
+            502,
+            "upstream_error",
+            "a 503",
+        ),
+        (
+            Reply::raw(200, &format!("<html>{UPSTREAM_TEXT}")),
+            502,
+            "upstream_error",
+            "garbage",
+        ),
+        (
+            Reply::json(
+                200,
+                json!({"PhoneNumber": 5, "PhoneNumberState": UPSTREAM_TEXT}),
+            ),
+            502,
+            "upstream_error",
+            "wrong types",
+        ),
+        (
+            Reply::json(403, json!({"error": UPSTREAM_TEXT})),
+            503,
+            "upstream_unavailable",
+            "app key refused",
+        ),
+        (
+            Reply::raw(200, UPSTREAM_TEXT).after(Duration::from_millis(1500)),
+            504,
+            "upstream_timeout",
+            "too slow",
+        ),
+    ];
+    for (reply, status, code, what) in cases {
+        let fake = Scripted::start(Scripted::good_login, move |_, _| reply.clone());
+        let app = app_on(&fake, Options::default().with("upstream.timeout_ms", "500")).await;
+        let caller = app.linked_caller("sub-1", 42).await;
+        let answer = app.get_phone_number(&caller).await;
+        assert_eq!(answer.status, status, "{what}: {}", answer.text);
+        answer.assert_problem(status, code);
+        assert!(
+            !answer.text.contains(UPSTREAM_TEXT),
+            "{what}: upstream text leaked"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn a_slow_login_counts_against_the_same_deadline() {
+    let fake = Scripted::start(
+        |n| Scripted::good_login(n).after(Duration::from_millis(400)),
+        |_, _| {
+            Reply::json(
+                200,
+                json!({"PhoneNumber": "+13108904569", "PhoneNumberState": "Active"}),
+            )
+            .after(Duration::from_millis(400))
+        },
+    );
+    let app = app_on(&fake, Options::default().with("upstream.timeout_ms", "600")).await;
+    let caller = app.linked_caller("sub-1", 42).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(504, "upstream_timeout");
+}
+
+#[actix_web::test]
+async fn a_refused_connection_is_503() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = spawn_with(Options::default().upstream(&format!("http://{closed}/api"))).await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+}
+
+#[actix_web::test]
+async fn a_refused_login_is_503_and_never_reaches_the_phone_endpoint() {
+    let cases = [
+        (
+            Reply::json(
+                401,
+                json!({"State": "Failed", "Step": "BaseAuthentication", "Reason": "Invalid credentials"}),
+            ),
+            "bad password",
+        ),
+        (
+            Reply::json(
+                202,
+                json!({"State": "Expecting", "Step": "VerificationCode", "Reason": "2FA", "Token": "interim"}),
+            ),
+            "two-factor",
+        ),
+        (
+            Reply::json(
+                400,
+                json!({"error": "Application key is not defined or does not exist"}),
+            ),
+            "bad app key",
+        ),
+    ];
+    for (reply, what) in cases {
+        let fake = Scripted::start(move |_| reply.clone(), |_, _| Reply::raw(200, "{}"));
+        let app = app_on(&fake, Options::default()).await;
+        let caller = app.linked_caller("sub-1", 42).await;
+        app.get_phone_number(&caller)
+            .await
+            .assert_problem(503, "upstream_unavailable");
+        assert_eq!(fake.phone_calls().len(), 0, "{what}");
+    }
+}
+
+#[actix_web::test]
+async fn after_circuit_failures_the_next_call_is_503_without_reaching_autoshares() {
+    let fake = Scripted::start(Scripted::good_login, |_, _| Reply::raw(500, UPSTREAM_TEXT));
+    let app = app_on(
+        &fake,
+        Options::default()
+            .with("upstream.circuit_failures", "3")
+            .with("upstream.circuit_open_s", "60"),
+    )
+    .await;
+    let caller = app.linked_caller("sub-1", 42).await;
+
+    for i in 0..3 {
+        app.get_phone_number(&caller)
+            .await
+            .assert_problem(502, "upstream_error");
+        assert_eq!(fake.phone_calls().len(), i + 1);
+    }
+    let open = app.get_phone_number(&caller).await;
+    open.assert_problem(503, "upstream_unavailable");
+    assert!(!open.text.contains(UPSTREAM_TEXT));
+    assert_eq!(fake.phone_calls().len(), 3, "the open circuit sent nothing");
+}
+
+#[actix_web::test]
+async fn the_circuit_closes_after_a_good_trial_call() {
+    let fake = Scripted::start(Scripted::good_login, |n, _| {
+        if n == 0 {
+            Reply::raw(500, "down")
+        } else {
+            active(n)
+        }
+    });
+    let app = app_on(
+        &fake,
+        Options::default()
+            .with("upstream.circuit_failures", "1")
+            .with("upstream.circuit_open_s", "1"),
+    )
+    .await;
+    let caller = app.linked_caller("sub-1", 42).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(502, "upstream_error");
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        app.get_phone_number(&caller).await.status,
+        200,
+        "the trial call"
+    );
+    assert_eq!(
+        app.get_phone_number(&caller).await.status,
+        200,
+        "closed again"
+    );
+}
