@@ -22,17 +22,12 @@ impl VerifyingKey {
 
     /// A PEM public key: RSA gives RS256, P-256 gives ES256, Ed25519 gives EdDSA.
     pub fn from_pem(pem: &[u8]) -> Option<Self> {
-        let attempts: [(
-            fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
-            Algorithm,
-        ); 3] = [
-            (DecodingKey::from_rsa_pem, Algorithm::RS256),
-            (DecodingKey::from_ec_pem, Algorithm::ES256),
-            (DecodingKey::from_ed_pem, Algorithm::EdDSA),
-        ];
-        attempts
-            .into_iter()
-            .find_map(|(parse, algorithm)| parse(pem).ok().map(|key| Self { key, algorithm }))
+        let with = |algorithm| move |key| Self { key, algorithm };
+        DecodingKey::from_rsa_pem(pem)
+            .map(with(Algorithm::RS256))
+            .or_else(|_| DecodingKey::from_ec_pem(pem).map(with(Algorithm::ES256)))
+            .or_else(|_| DecodingKey::from_ed_pem(pem).map(with(Algorithm::EdDSA)))
+            .ok()
     }
 
     /// A JWK of a supported type; `None` for the rest (they are skipped, not fatal).

@@ -44,10 +44,11 @@ pub fn run(sources: Sources, command: TokenCommand) -> anyhow::Result<()> {
 
 /// Digits only make an integer; anything else stays a string.
 fn claim_value(text: &str) -> Value {
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(number) = text.parse::<u64>() {
-            return number.into();
-        }
+    if !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(number) = text.parse::<u64>()
+    {
+        return number.into();
     }
     text.into()
 }

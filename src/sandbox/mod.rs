@@ -73,6 +73,7 @@ struct Pending {
 #[derive(Default)]
 struct World {
     tokens: HashMap<String, Instant>,
+    issued: Vec<String>,
     phones: HashMap<i64, (String, String)>,
     pending: HashMap<i64, Pending>,
     next_token_id: i64,
@@ -204,6 +205,21 @@ impl Sandbox {
     /// The last code sent to `phone` (E.164).
     pub fn last_code(&self, phone: &str) -> Option<String> {
         self.world().last_codes.get(phone).cloned()
+    }
+
+    /// Every service token issued so far, revoked ones included.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.world().issued.clone()
+    }
+
+    /// Every code sent so far, by number.
+    pub fn sent_codes(&self) -> Vec<(String, String)> {
+        let world = self.world();
+        world
+            .last_codes
+            .iter()
+            .map(|(p, c)| (p.clone(), c.clone()))
+            .collect()
     }
 
     /// Forgets every issued token, as if they had expired.

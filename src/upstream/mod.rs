@@ -316,11 +316,12 @@ impl AutoShares {
         let state = parsed
             .as_ref()
             .map_or_else(|| "unreadable".to_owned(), |p| printable(&p.state));
-        if answer.status == StatusCode::OK && state == "Succeeded" {
-            if let Some(token) = parsed.and_then(|p| p.token).filter(|t| !t.is_empty()) {
-                tracing::info!("autoshares login succeeded");
-                return Ok(SecretString::from(token));
-            }
+        if answer.status == StatusCode::OK
+            && state == "Succeeded"
+            && let Some(token) = parsed.and_then(|p| p.token).filter(|t| !t.is_empty())
+        {
+            tracing::info!("autoshares login succeeded");
+            return Ok(SecretString::from(token));
         }
         if answer.status.is_server_error() {
             tracing::error!(status = answer.status.as_u16(), "autoshares login failed");

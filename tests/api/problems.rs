@@ -9,33 +9,41 @@ async fn bodies_that_are_not_the_routes_json_are_problems() {
         r#"{{"phoneNumber":"+13108904569","x":"{}"}}"#,
         "a".repeat(17 * 1024)
     );
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str, &str)> = vec![
-        ("{not json", vec![], 400, "malformed_request", "broken JSON"),
+    let json_type: &[(&str, &str)] = &[];
+    let plain_text: &[(&str, &str)] = &[("Content-Type", "text/plain")];
+    let cases = [
+        (
+            "{not json",
+            json_type,
+            400,
+            "malformed_request",
+            "broken JSON",
+        ),
         (
             r#"{"phone":"+13108904569"}"#,
-            vec![],
+            json_type,
             400,
             "malformed_request",
             "wrong field",
         ),
         (
             r#"{"phoneNumber":13108904569}"#,
-            vec![],
+            json_type,
             400,
             "malformed_request",
             "a number",
         ),
         (
             r#"{"phoneNumber":"+13108904569","extra":1}"#,
-            vec![],
+            json_type,
             400,
             "malformed_request",
             "unknown field",
         ),
-        (&big, vec![], 413, "payload_too_large", "over 16 KiB"),
+        (&big, json_type, 413, "payload_too_large", "over 16 KiB"),
         (
             r#"{"phoneNumber":"+13108904569"}"#,
-            vec![("Content-Type", "text/plain")],
+            plain_text,
             415,
             "unsupported_media_type",
             "text/plain",
@@ -43,7 +51,7 @@ async fn bodies_that_are_not_the_routes_json_are_problems() {
     ];
     for (body, headers, status, code, what) in cases {
         let answer = app
-            .send("PUT", &url, Some(&caller.jwt), Some(body), &headers)
+            .send("PUT", &url, Some(&caller.jwt), Some(body), headers)
             .await;
         assert_eq!(answer.status, status, "{what}: {}", answer.text);
         answer.assert_problem(status, code);

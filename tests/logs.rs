@@ -1,0 +1,315 @@
+//! Runs `serve` as a process through a whole scenario, captures everything it prints, and
+//! checks the log lines (CONTRACT.md §7): JSON with the required keys, `request_id` on a
+//! request's lines, and no secret, token, JWT, code or full phone number at any level.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use autoshares_bff::sandbox::{self, SandboxConfig};
+use base64::Engine as _;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_autoshares-bff");
+const HS256_SECRET: &str = "log-test-signing-secret-93ab";
+const ADMIN_TOKEN: &str = "log-test-admin-token-51cd";
+const APP_KEY: &str = "sandbox-app-key";
+const PASSWORD: &str = "sandbox-password";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn jwt(subject: &str, exp_offset: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims =
+        json!({"sub": subject, "iss": "iss-logs", "aud": "aud-logs", "exp": now + exp_offset});
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(HS256_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+struct Server {
+    child: Child,
+    public: String,
+    admin: String,
+    stdout: std::thread::JoinHandle<String>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// Reads a pipe to its end on a thread, so the child never blocks on a full pipe.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    })
+}
+
+fn start_serve(upstream: &str, database: &str, sealing_key: &str) -> Server {
+    let public_port = free_port();
+    let admin_port = free_port();
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BFF") || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .arg("serve")
+        .env("BFF__SERVER__LISTEN", format!("127.0.0.1:{public_port}"))
+        .env(
+            "BFF__SERVER__ADMIN_LISTEN",
+            format!("127.0.0.1:{admin_port}"),
+        )
+        .env("BFF__UPSTREAM__BASE_URL", upstream)
+        .env("BFF__UPSTREAM__APP_KEY", APP_KEY)
+        .env("BFF__UPSTREAM__USERNAME", "sandbox")
+        .env("BFF__UPSTREAM__PASSWORD", PASSWORD)
+        .env("BFF__AUTH__ISSUER", "iss-logs")
+        .env("BFF__AUTH__AUDIENCE", "aud-logs")
+        .env("BFF__AUTH__HS256_SECRET", HS256_SECRET)
+        .env("BFF__VERIFICATION__TOKEN_SECRET", sealing_key)
+        .env("BFF__DATABASE__URL", database)
+        .env("BFF__ADMIN__TOKEN", ADMIN_TOKEN)
+        .env("BFF__LOG__FORMAT", "json")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    Server {
+        child,
+        public: format!("http://127.0.0.1:{public_port}"),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+        stdout,
+        stderr,
+    }
+}
+
+async fn call(
+    client: &awc::Client,
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method.parse().unwrap(), url);
+    if let Some(token) = bearer {
+        request = request.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .unwrap();
+    let bytes = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Whether `needle` stands in `text` on its own, not inside a longer run of letters/digits.
+fn stands_alone(text: &str, needle: &str) -> bool {
+    text.match_indices(needle).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric())
+            && !after.is_some_and(|c| c.is_ascii_alphanumeric())
+    })
+}
+
+#[actix_web::test]
+async fn a_whole_scenario_logs_json_lines_and_no_secret() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sandbox = sandbox::start(listener, SandboxConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/logs.db", dir.path().display());
+    let sealing_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let mut server = start_serve(&sandbox.base_url(), &database, &sealing_key);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+
+    let mut ready = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{}/readyz", server.admin))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "serve became ready");
+
+    let token = jwt("log-subject", 600);
+    let link = call(
+        &client,
+        "PUT",
+        &format!("{}/admin/v1/links/log-subject", server.admin),
+        Some(ADMIN_TOKEN),
+        Some(json!({"autosharesUserId": 1001})),
+    )
+    .await;
+    assert_eq!(link.0, 200);
+    let me = format!("{}/v1/me/phone-number", server.public);
+    let (status, bound) = call(
+        &client,
+        "PUT",
+        &me,
+        Some(&token),
+        Some(json!({"phoneNumber": "+1 (310) 890-4569"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{bound}");
+    let verification_token = bound["verificationToken"].as_str().unwrap().to_owned();
+    let code = sandbox.last_code("+13108904569").unwrap();
+    let wrong = if code == "000000" { "999999" } else { "000000" };
+    let verify = format!("{me}/verification");
+    assert_eq!(
+        call(
+            &client,
+            "POST",
+            &verify,
+            Some(&token),
+            Some(json!({"verificationToken": verification_token, "code": wrong}))
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        call(
+            &client,
+            "POST",
+            &verify,
+            Some(&token),
+            Some(json!({"verificationToken": verification_token, "code": code}))
+        )
+        .await
+        .0,
+        200
+    );
+    sandbox.revoke_tokens();
+    assert_eq!(
+        call(&client, "GET", &me, Some(&token), None).await.0,
+        200,
+        "after a re-login"
+    );
+    assert_eq!(
+        call(&client, "DELETE", &me, Some(&token), None).await.0,
+        204
+    );
+    let expired = jwt("log-subject", -3600);
+    assert_eq!(call(&client, "GET", &me, Some(&expired), None).await.0, 401);
+    assert_eq!(
+        call(
+            &client,
+            "PUT",
+            &me,
+            Some(&token),
+            Some(json!({"phoneNumber": "+1 310 555 0199 x"}))
+        )
+        .await
+        .0,
+        422
+    );
+
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
+    let out = server.stdout.join().unwrap();
+    let err = server.stderr.join().unwrap();
+    let everything = format!("{out}{err}");
+    sandbox.stop().await;
+
+    let mut secrets: Vec<(String, &str)> = vec![
+        (token.clone(), "the caller's JWT"),
+        (expired.clone(), "an expired JWT"),
+        (HS256_SECRET.to_owned(), "the signing secret"),
+        (ADMIN_TOKEN.to_owned(), "the admin token"),
+        (APP_KEY.to_owned(), "Et-App-Key"),
+        (PASSWORD.to_owned(), "the service password"),
+        (sealing_key.clone(), "the sealing key"),
+        (verification_token.clone(), "the verification token"),
+        ("3108904569".to_owned(), "the full phone number"),
+    ];
+    for issued in sandbox.issued_tokens() {
+        secrets.push((issued, "an AutoShares token"));
+    }
+    assert!(
+        sandbox.issued_tokens().len() >= 2,
+        "both logins were captured: {:?} {}",
+        sandbox.issued_tokens(),
+        sandbox.logins()
+    );
+    for (secret, what) in &secrets {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "{what} appears in the logs"
+        );
+    }
+    for (_, sent) in sandbox.sent_codes() {
+        assert!(
+            !stands_alone(&everything, &sent),
+            "the SMS code {sent} appears in the logs"
+        );
+    }
+    assert!(
+        !stands_alone(&everything, wrong),
+        "the wrong code appears in the logs"
+    );
+    assert!(everything.contains("+1310*****69"), "numbers appear masked");
+
+    assert!(err.trim().is_empty(), "nothing on stderr: {err}");
+    let mut finished = 0;
+    for line in out.lines() {
+        let entry: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        for key in ["timestamp", "level", "message"] {
+            assert!(entry.get(key).is_some(), "{key} missing: {line}");
+        }
+        if entry["message"] == "request finished" {
+            finished += 1;
+            for key in ["request_id", "route", "status", "latency_ms"] {
+                assert!(entry.get(key).is_some(), "{key} missing: {line}");
+            }
+        }
+    }
+    assert!(finished >= 8, "one closing line per request: {finished}");
+    let bind_lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("\"bind sent\""))
+        .collect();
+    assert_eq!(bind_lines.len(), 1);
+    assert!(
+        bind_lines[0].contains("\"request_id\""),
+        "{}",
+        bind_lines[0]
+    );
+}
