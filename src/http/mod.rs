@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod caller;
+pub mod openapi;
 pub mod phone_number;
 pub mod problem;
 pub mod request_id;
@@ -51,6 +52,7 @@ pub fn public_routes(config: &mut web::ServiceConfig) {
                 .route(web::post().to(phone_number::complete))
                 .default_service(web::to(method_not_allowed)),
         )
+        .route("/openapi.json", web::get().to(openapi::serve))
         .default_service(web::to(not_found));
 }
 

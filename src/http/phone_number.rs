@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::limits::Attempt;
 use crate::phone::PhoneNumber;
@@ -12,34 +13,48 @@ use crate::verification::TokenError;
 
 use super::AppState;
 use super::caller::LinkedCaller;
-use super::problem::ApiError;
+use super::problem::{ApiError, Problem};
 use super::request_id::RequestId;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BindRequest {
+    /// International form with `+` and the country code; spaces, dashes, dots and
+    /// parentheses are dropped.
+    #[schema(example = "+1 (310) 890-4569")]
     pub phone_number: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BindResponse {
+    /// E.164.
+    #[schema(example = "+13108904569")]
     pub phone_number: String,
+    /// AutoShares' `PhoneNumberState`, verbatim.
+    #[schema(example = "NotVerified")]
     pub state: String,
+    /// Opaque; send it back with the SMS code. Expires after `verification.token_ttl_s`.
     pub verification_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CompleteRequest {
+    /// From the bind answer.
     pub verification_token: String,
+    /// The code from the SMS.
+    #[schema(example = "123456")]
     pub code: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PhoneNumberResponse {
+    #[schema(example = "+13108904569")]
     pub phone_number: String,
+    /// AutoShares' `PhoneNumberState`, verbatim.
+    #[schema(example = "Active")]
     pub state: String,
 }
 
@@ -52,7 +67,28 @@ impl From<PhoneStatus> for PhoneNumberResponse {
     }
 }
 
-/// `PUT /v1/me/phone-number`: step 1 of binding; AutoShares sends the SMS.
+/// Bind a phone number (step 1): AutoShares sends an SMS code to it.
+#[utoipa::path(
+    put,
+    path = "/v1/me/phone-number",
+    tag = "phone number",
+    request_body = BindRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The SMS is on its way", body = BindResponse),
+        (status = 400, description = "`malformed_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone_number` or `phone_number_rejected`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn bind(
     caller: LinkedCaller,
     body: web::Json<BindRequest>,
@@ -84,7 +120,28 @@ pub async fn bind(
     }))
 }
 
-/// `POST /v1/me/phone-number/verification`: step 2, with the SMS code.
+/// Complete the binding (step 2) with the code from the SMS.
+#[utoipa::path(
+    post,
+    path = "/v1/me/phone-number/verification",
+    tag = "phone number",
+    request_body = CompleteRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The number is verified", body = PhoneNumberResponse),
+        (status = 400, description = "`malformed_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_verification_token`, `verification_token_expired` or `invalid_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn complete(
     caller: LinkedCaller,
     body: web::Json<CompleteRequest>,
@@ -138,7 +195,23 @@ pub async fn complete(
     }
 }
 
-/// `GET /v1/me/phone-number`.
+/// Read the user's phone number and its state.
+#[utoipa::path(
+    get,
+    path = "/v1/me/phone-number",
+    tag = "phone number",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's number and its state", body = PhoneNumberResponse),
+        (status = 404, description = "`no_phone_number`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn read(
     caller: LinkedCaller,
     autoshares: web::Data<AutoShares>,
@@ -150,7 +223,22 @@ pub async fn read(
         .ok_or(ApiError::NoPhoneNumber)
 }
 
-/// `DELETE /v1/me/phone-number`.
+/// Remove the user's phone number.
+#[utoipa::path(
+    delete,
+    path = "/v1/me/phone-number",
+    tag = "phone number",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The number is removed"),
+        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn unbind(
     caller: LinkedCaller,
     autoshares: web::Data<AutoShares>,

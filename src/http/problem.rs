@@ -8,6 +8,7 @@ use actix_web::http::StatusCode as S;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::identity::LinkError;
@@ -54,28 +55,66 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// The problem document of CONTRACT.md §2.
-#[derive(Debug, Serialize)]
+/// The stable `code` of a problem: the contract's table, plus the codes of the admin API
+/// and of routes that do not exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    MalformedRequest,
+    Unauthenticated,
+    UserNotLinked,
+    NoPhoneNumber,
+    LinkNotFound,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InvalidPhoneNumber,
+    PhoneNumberRejected,
+    InvalidVerificationToken,
+    VerificationTokenExpired,
+    InvalidCode,
+    RateLimited,
+    TooManyAttempts,
+    InternalError,
+    UpstreamError,
+    UpstreamUnavailable,
+    RateLimiterUnavailable,
+    UpstreamTimeout,
+}
+
+impl std::fmt::Display for ProblemCode {
+    /// The serde name, e.g. `rate_limited`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.serialize(f)
+    }
+}
+
+/// The problem document of CONTRACT.md §2 (RFC 9457).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
+    /// `urn:problem-type:autoshares-bff:<code>`.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: &'static str,
     pub status: u16,
+    /// A sentence for a person; never upstream text.
     pub detail: &'static str,
-    pub code: &'static str,
+    pub code: ProblemCode,
+    /// The same id as the `X-Request-Id` header and the log lines.
     pub request_id: String,
 }
 
 /// One row of the contract's error table.
 struct Row {
     status: S,
-    code: &'static str,
+    code: ProblemCode,
     title: &'static str,
     detail: &'static str,
 }
 
-const fn row(status: S, code: &'static str, title: &'static str, detail: &'static str) -> Row {
+const fn row(status: S, code: ProblemCode, title: &'static str, detail: &'static str) -> Row {
     Row {
         status,
         code,
@@ -90,118 +129,118 @@ impl ApiError {
         match self {
             Self::Auth(_) => row(
                 S::UNAUTHORIZED,
-                "unauthenticated",
+                ProblemCode::Unauthenticated,
                 "Unauthenticated",
                 "Send a valid bearer token issued for this service.",
             ),
             Self::Link(LinkError::NotLinked) => row(
                 S::FORBIDDEN,
-                "user_not_linked",
+                ProblemCode::UserNotLinked,
                 "User not linked",
                 "Your account is not linked to an AutoShares user.",
             ),
             Self::Link(LinkError::Store(_)) | Self::Internal(_) => internal(),
             Self::Phone(_) => row(
                 S::UNPROCESSABLE_ENTITY,
-                "invalid_phone_number",
+                ProblemCode::InvalidPhoneNumber,
                 "Invalid phone number",
                 "Give a mobile number in international form, starting with + and the country code.",
             ),
             Self::Token(TokenError::Expired) => row(
                 S::UNPROCESSABLE_ENTITY,
-                "verification_token_expired",
+                ProblemCode::VerificationTokenExpired,
                 "Verification token expired",
                 "The verification token has expired; bind the number again to get a new code.",
             ),
             Self::Token(TokenError::Malformed | TokenError::Tampered | TokenError::OtherUser) => {
                 row(
                     S::UNPROCESSABLE_ENTITY,
-                    "invalid_verification_token",
+                    ProblemCode::InvalidVerificationToken,
                     "Invalid verification token",
                     "The verification token is not valid for this user.",
                 )
             }
             Self::Token(TokenError::Used) => row(
                 S::UNPROCESSABLE_ENTITY,
-                "invalid_verification_token",
+                ProblemCode::InvalidVerificationToken,
                 "Invalid verification token",
                 "The verification token has already been used.",
             ),
             Self::Limit(LimitError::Exceeded { .. }) => row(
                 S::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ProblemCode::RateLimited,
                 "Too many requests",
                 "Too many attempts to bind a phone number; try again later.",
             ),
             Self::Limit(LimitError::AttemptsExhausted { .. }) => row(
                 S::TOO_MANY_REQUESTS,
-                "too_many_attempts",
+                ProblemCode::TooManyAttempts,
                 "Too many attempts",
                 "Too many wrong codes for this verification token; bind the number again.",
             ),
             Self::Limit(LimitError::Unavailable) => row(
                 S::SERVICE_UNAVAILABLE,
-                "rate_limiter_unavailable",
+                ProblemCode::RateLimiterUnavailable,
                 "Rate limiter unavailable",
                 "The service cannot check its limits right now; try again shortly.",
             ),
             Self::PhoneNumberRejected => row(
                 S::UNPROCESSABLE_ENTITY,
-                "phone_number_rejected",
+                ProblemCode::PhoneNumberRejected,
                 "Phone number rejected",
                 "AutoShares did not accept this phone number.",
             ),
             Self::InvalidCode => row(
                 S::UNPROCESSABLE_ENTITY,
-                "invalid_code",
+                ProblemCode::InvalidCode,
                 "Invalid code",
                 "The code does not match the one sent by SMS.",
             ),
             Self::NoPhoneNumber => row(
                 S::NOT_FOUND,
-                "no_phone_number",
+                ProblemCode::NoPhoneNumber,
                 "No phone number",
                 "No phone number is bound to this user.",
             ),
             Self::LinkNotFound => row(
                 S::NOT_FOUND,
-                "link_not_found",
+                ProblemCode::LinkNotFound,
                 "Link not found",
                 "This subject is not linked to an AutoShares user.",
             ),
             Self::Malformed => row(
                 S::BAD_REQUEST,
-                "malformed_request",
+                ProblemCode::MalformedRequest,
                 "Malformed request",
                 "The request body is not the JSON this route takes.",
             ),
             Self::PayloadTooLarge => row(
                 S::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ProblemCode::PayloadTooLarge,
                 "Payload too large",
                 "The request body is larger than 16 KiB.",
             ),
             Self::UnsupportedMediaType => row(
                 S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ProblemCode::UnsupportedMediaType,
                 "Unsupported media type",
                 "Send the request body as application/json.",
             ),
             Self::NotFound => row(
                 S::NOT_FOUND,
-                "not_found",
+                ProblemCode::NotFound,
                 "Not found",
                 "There is no such route.",
             ),
             Self::MethodNotAllowed => row(
                 S::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ProblemCode::MethodNotAllowed,
                 "Method not allowed",
                 "This route does not take that method.",
             ),
             Self::Upstream(U::Timeout) => row(
                 S::GATEWAY_TIMEOUT,
-                "upstream_timeout",
+                ProblemCode::UpstreamTimeout,
                 "AutoShares timed out",
                 "AutoShares did not answer in time; try again.",
             ),
@@ -209,13 +248,13 @@ impl ApiError {
                 U::Unreachable | U::CircuitOpen | U::LoginRefused | U::CredentialsRefused { .. },
             ) => row(
                 S::SERVICE_UNAVAILABLE,
-                "upstream_unavailable",
+                ProblemCode::UpstreamUnavailable,
                 "AutoShares unavailable",
                 "AutoShares cannot be reached right now; try again later.",
             ),
             Self::Upstream(U::ServerError { .. } | U::BadAnswer | U::Rejected { .. }) => row(
                 S::BAD_GATEWAY,
-                "upstream_error",
+                ProblemCode::UpstreamError,
                 "AutoShares error",
                 "AutoShares could not handle the request.",
             ),
@@ -249,7 +288,7 @@ impl ApiError {
 fn internal() -> Row {
     row(
         S::INTERNAL_SERVER_ERROR,
-        "internal_error",
+        ProblemCode::InternalError,
         "Internal error",
         "Something went wrong on our side; it has been logged.",
     )
@@ -381,7 +420,11 @@ mod tests {
         ];
         for (error, status, code) in cases {
             let problem = error.problem();
-            assert_eq!((problem.status, problem.code), (status, code), "{error:?}");
+            assert_eq!(
+                (problem.status, problem.code.to_string().as_str()),
+                (status, code),
+                "{error:?}"
+            );
         }
     }
 

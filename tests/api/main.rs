@@ -7,6 +7,7 @@ mod complete;
 mod helpers;
 mod identity;
 mod limits;
+mod openapi;
 mod problems;
 mod read_and_unbind;
 mod store;

@@ -1,0 +1,77 @@
+use crate::helpers::spawn_app;
+
+/// Every `code` of CONTRACT.md §2 and §3.
+const CONTRACT_CODES: &[&str] = &[
+    "malformed_request",
+    "unauthenticated",
+    "user_not_linked",
+    "no_phone_number",
+    "payload_too_large",
+    "unsupported_media_type",
+    "invalid_phone_number",
+    "phone_number_rejected",
+    "invalid_verification_token",
+    "verification_token_expired",
+    "invalid_code",
+    "rate_limited",
+    "too_many_attempts",
+    "internal_error",
+    "upstream_error",
+    "upstream_unavailable",
+    "rate_limiter_unavailable",
+    "upstream_timeout",
+    "link_not_found",
+];
+
+#[actix_web::test]
+async fn openapi_json_is_valid_openapi_3_naming_every_route_and_code() {
+    let app = spawn_app().await;
+    let answer = app
+        .send(
+            "GET",
+            &format!("{}/openapi.json", app.public),
+            None,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+
+    let spec = oas3::from_json(&answer.text).expect("a valid OpenAPI 3.1 document");
+    assert!(spec.openapi.starts_with("3."), "{}", spec.openapi);
+    let paths = spec.paths.as_ref().expect("paths");
+    let phone = &paths["/v1/me/phone-number"];
+    assert!(phone.put.is_some() && phone.get.is_some() && phone.delete.is_some());
+    assert!(paths["/v1/me/phone-number/verification"].post.is_some());
+    assert!(paths["/openapi.json"].get.is_some());
+
+    let body = answer.json();
+    let codes: Vec<&str> = body["components"]["schemas"]["ProblemCode"]["enum"]
+        .as_array()
+        .expect("the problem codes are an enum")
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in CONTRACT_CODES {
+        assert!(codes.contains(code), "{code} missing from the spec");
+    }
+    for schema in [
+        "BindRequest",
+        "BindResponse",
+        "CompleteRequest",
+        "PhoneNumberResponse",
+        "Problem",
+    ] {
+        assert!(
+            body["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
+    }
+    let bind = &body["paths"]["/v1/me/phone-number"]["put"]["responses"];
+    for status in [
+        "200", "400", "401", "403", "413", "415", "422", "429", "502", "503", "504",
+    ] {
+        assert!(bind[status].is_object(), "bind documents {status}");
+    }
+}
