@@ -10,5 +10,6 @@ mod limits;
 mod openapi;
 mod problems;
 mod read_and_unbind;
+mod sandbox;
 mod store;
 mod upstream_failures;
