@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod identity;
 pub mod limits;
+pub mod metrics;
 pub mod net;
 pub mod phone;
 pub mod startup;

@@ -19,7 +19,8 @@ use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, admin_routes};
 use crate::http::{AppState, RequestSpan, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
-use crate::limits::{Limits, MemoryLimits};
+use crate::limits::{Backend, Limits, MemoryLimits, RedisLimits};
+use crate::metrics::Metrics;
 use crate::phone::PhoneRules;
 use crate::upstream::Upstream;
 use crate::verification::Sealer;
@@ -72,8 +73,9 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         chores.push(actix_web::rt::spawn(retry_migration(store.clone())));
     }
 
+    let metrics = Arc::new(Metrics::new());
     let identity = match &settings.identity {
-        IdentitySource::Database => Identity::database(store.clone()),
+        IdentitySource::Database => Identity::database(store.clone(), Arc::clone(&metrics)),
         IdentitySource::Claim(name) => Identity::Claim(name.clone()),
     };
     let (auth, jwks) =
@@ -84,17 +86,18 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             settings.auth.jwks_refresh,
         )));
     }
-    let limits = match &settings.rate_limit.backend {
-        LimitBackend::Memory => Limits::Memory(MemoryLimits::new(
-            settings.rate_limit.bind_per_user,
-            settings.rate_limit.bind_per_phone,
+    let quotas = &settings.rate_limit;
+    let backend = match &quotas.backend {
+        LimitBackend::Memory => Backend::Memory(MemoryLimits::new(
+            quotas.bind_per_user,
+            quotas.bind_per_phone,
         )),
-        LimitBackend::Redis { .. } => {
-            anyhow::bail!(
-                "configuration: rate_limit.backend = redis is not supported by this build yet"
-            )
-        }
+        LimitBackend::Redis { url } => Backend::Redis(
+            RedisLimits::new(url, quotas.bind_per_user, quotas.bind_per_phone)
+                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+        ),
     };
+    let limits = Limits::new(backend, quotas.on_backend_error, Arc::clone(&metrics));
     let verification = &settings.verification;
     let state = web::Data::new(AppState {
         auth,
@@ -110,12 +113,17 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     });
     chores.push(actix_web::rt::spawn(evict_idle_limits(state.clone())));
 
-    let upstream = Arc::new(Upstream::new(settings.upstream.clone()));
+    let upstream = Arc::new(Upstream::new(
+        settings.upstream.clone(),
+        Arc::clone(&metrics),
+    ));
+    let public_metrics = web::Data::from(Arc::clone(&metrics));
     let grace = settings.server.shutdown_grace;
     let public_state = state.clone();
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
+            .app_data(public_metrics.clone())
             .app_data(web::Data::new(upstream.client()))
             .configure(public_routes)
             .wrap(TracingLogger::<RequestSpan>::new())
@@ -132,6 +140,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         store,
         admin_token: settings.admin_token.clone(),
         jwks: jwks.clone(),
+        metrics,
         shutting_down: Arc::clone(&shutting_down),
     });
     let admin = HttpServer::new(move || {

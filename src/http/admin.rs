@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::auth::{AuthError, Jwks};
 use crate::identity::LinkStore;
+use crate::metrics::Metrics;
 use crate::upstream::AutosharesUserId;
 
 use super::problem::ApiError;
@@ -27,6 +28,7 @@ pub struct AdminState {
     pub store: LinkStore,
     pub admin_token: Option<SecretString>,
     pub jwks: Option<Arc<Jwks>>,
+    pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub shutting_down: Arc<AtomicBool>,
 }
@@ -35,7 +37,8 @@ pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
     config
         .app_data(json_config())
         .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz));
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
     if links_enabled {
         config.service(
             web::resource("/admin/v1/links/{subject}")
@@ -52,16 +55,19 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(admin: web::Data<AdminState>) -> HttpResponse {
+async fn readyz(admin: web::Data<AdminState>, app: web::Data<AppState>) -> HttpResponse {
     let database = matches!(
         tokio::time::timeout(PING_TIMEOUT, admin.store.ping()).await,
         Ok(Ok(()))
     );
+    let redis = tokio::time::timeout(PING_TIMEOUT, app.limits.ping())
+        .await
+        .unwrap_or(Some(false));
     let mut body = json!({
         "database": if database { "ok" } else { "down" },
-        "redis": "unused",
+        "redis": match redis { None => "unused", Some(true) => "ok", Some(false) => "down" },
     });
-    let mut ready = database;
+    let mut ready = database && redis != Some(false);
     if let Some(jwks) = &admin.jwks {
         let loaded = jwks.is_loaded();
         body["jwks"] = json!(if loaded { "ok" } else { "down" });
@@ -76,6 +82,12 @@ async fn readyz(admin: web::Data<AdminState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+async fn metrics(admin: web::Data<AdminState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(admin.metrics.encode())
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,11 +2,13 @@
 //! every line logged while serving the request has it, and the closing line adds `route`,
 //! `status` and `latency_ms` (CONTRACT.md §7). No headers, query or body are recorded.
 
-use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{HttpMessage, web};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
+
+use crate::metrics::Metrics;
 
 use super::request_id::{Arrival, RequestId};
 
@@ -34,11 +36,17 @@ impl RootSpanBuilder for RequestSpan {
         let route = request
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned());
-        let latency_ms = request
+        let took = request
             .extensions()
             .get::<Arrival>()
-            .map_or(0, |arrival| arrival.0.elapsed().as_millis() as u64);
+            .map(|arrival| arrival.0.elapsed())
+            .unwrap_or_default();
+        let latency_ms = took.as_millis() as u64;
         let status = response.status().as_u16();
+        // Only the public app carries the metrics; admin requests are not counted.
+        if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
+            metrics.request(&route, status, took);
+        }
         span.in_scope(|| {
             tracing::info!(route = %route, status, latency_ms, "request finished");
         });

@@ -4,11 +4,13 @@
 mod cache;
 mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::auth::Caller;
+use crate::metrics::Metrics;
 use crate::upstream::AutosharesUserId;
 
 pub use cache::LinkCache;
@@ -31,14 +33,16 @@ pub enum Identity {
     Database {
         store: LinkStore,
         cache: LinkCache,
+        metrics: Arc<Metrics>,
     },
 }
 
 impl Identity {
-    pub fn database(store: LinkStore) -> Self {
+    pub fn database(store: LinkStore, metrics: Arc<Metrics>) -> Self {
         Self::Database {
             store,
             cache: LinkCache::new(CACHE_TTL),
+            metrics,
         }
     }
 
@@ -50,8 +54,14 @@ impl Identity {
                 .get(name)
                 .and_then(user_id_from_claim)
                 .ok_or(LinkError::NotLinked),
-            Self::Database { store, cache } => {
-                let found = match cache.get(&caller.subject) {
+            Self::Database {
+                store,
+                cache,
+                metrics,
+            } => {
+                let cached = cache.get(&caller.subject);
+                metrics.link_cache(cached.is_some());
+                let found = match cached {
                     Some(found) => found,
                     None => {
                         let found = store.fetch_link(&caller.subject).await?;

@@ -15,6 +15,7 @@ use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::UpstreamSettings;
+use crate::metrics::Metrics;
 use crate::phone::PhoneNumber;
 
 pub use breaker::Breaker;
@@ -83,14 +84,16 @@ pub struct Upstream {
     settings: UpstreamSettings,
     session: Session,
     breaker: Breaker,
+    metrics: Arc<Metrics>,
 }
 
 impl Upstream {
-    pub fn new(settings: UpstreamSettings) -> Self {
+    pub fn new(settings: UpstreamSettings, metrics: Arc<Metrics>) -> Self {
         Self {
             breaker: Breaker::new(settings.circuit_failures, settings.circuit_open),
             session: Session::default(),
             settings,
+            metrics,
         }
     }
 
@@ -230,6 +233,7 @@ impl AutoShares {
             Ok(result) => result,
             Err(_) => {
                 self.shared.breaker.record(false, Instant::now());
+                self.shared.metrics.upstream(call.endpoint, "timeout", None);
                 tracing::warn!(
                     upstream_endpoint = call.endpoint,
                     timeout_ms = deadline.as_millis() as u64,
@@ -321,14 +325,17 @@ impl AutoShares {
             && let Some(token) = parsed.and_then(|p| p.token).filter(|t| !t.is_empty())
         {
             tracing::info!("autoshares login succeeded");
+            self.shared.metrics.login("succeeded");
             return Ok(SecretString::from(token));
         }
         if answer.status.is_server_error() {
+            self.shared.metrics.login("failed");
             tracing::error!(status = answer.status.as_u16(), "autoshares login failed");
             return Err(UpstreamError::ServerError {
                 status: answer.status.as_u16(),
             });
         }
+        self.shared.metrics.login("refused");
         tracing::error!(
             status = answer.status.as_u16(),
             state = %state,
@@ -344,14 +351,22 @@ impl AutoShares {
         request: awc::ClientRequest,
     ) -> Result<Answer, UpstreamError> {
         let breaker = &self.shared.breaker;
+        let metrics = &self.shared.metrics;
         if !breaker.admit(Instant::now()) {
+            metrics.upstream(endpoint, "circuit_open", None);
             return Err(UpstreamError::CircuitOpen);
         }
         let started = Instant::now();
         let result = read_answer(request).await;
         let success = matches!(&result, Ok(answer) if !answer.status.is_server_error());
         breaker.record(success, Instant::now());
-        let latency_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        let latency_ms = took.as_millis() as u64;
+        match &result {
+            Ok(answer) => metrics.upstream(endpoint, answer.status.as_str(), Some(took)),
+            Err(UpstreamError::Timeout) => metrics.upstream(endpoint, "timeout", None),
+            Err(_) => metrics.upstream(endpoint, "unreachable", None),
+        }
         match &result {
             Ok(answer) => tracing::debug!(
                 upstream_endpoint = endpoint,

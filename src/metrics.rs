@@ -1,0 +1,225 @@
+//! The Prometheus registry and our few instruments (CONTRACT.md §3 `/metrics`). Labels are
+//! routes, endpoints, statuses, limit names and outcomes: never a user id, subject, phone
+//! number or token, so every label set is small and bounded.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabels {
+    endpoint: &'static str,
+    /// An HTTP status, or `timeout`, `unreachable`, `circuit_open`.
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Histograms<RouteLabels>,
+    upstream_requests: Family<UpstreamLabels, Counter>,
+    upstream_seconds: Histograms<EndpointLabels>,
+    rejections: Family<LimitLabels, Counter>,
+    limiter_errors: Family<OutcomeLabels, Counter>,
+    logins: Family<OutcomeLabels, Counter>,
+    link_cache: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("bff");
+        let requests = Family::default();
+        registry.register(
+            "http_requests",
+            "Requests to the public API by route and status",
+            Clone::clone(&requests),
+        );
+        let request_seconds: Histograms<RouteLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer a request of the public API, by route",
+            request_seconds.clone(),
+        );
+        let upstream_requests = Family::default();
+        registry.register(
+            "upstream_requests",
+            "Calls to AutoShares by endpoint and status (or timeout, unreachable, circuit_open)",
+            Clone::clone(&upstream_requests),
+        );
+        let upstream_seconds: Histograms<EndpointLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Time AutoShares took to answer, by endpoint",
+            upstream_seconds.clone(),
+        );
+        let rejections = Family::default();
+        registry.register(
+            "rate_limit_rejections",
+            "Requests refused by a rate limit, by limit",
+            Clone::clone(&rejections),
+        );
+        let limiter_errors = Family::default();
+        registry.register(
+            "rate_limiter_errors",
+            "Checks the shared limiter could not answer, by what the request was then allowed",
+            Clone::clone(&limiter_errors),
+        );
+        let logins = Family::default();
+        registry.register(
+            "upstream_logins",
+            "Service-token logins to AutoShares by outcome",
+            Clone::clone(&logins),
+        );
+        let link_cache = Family::default();
+        registry.register(
+            "link_cache_lookups",
+            "Subject-to-user-id lookups by cache outcome (hit or miss)",
+            Clone::clone(&link_cache),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            upstream_requests,
+            upstream_seconds,
+            rejections,
+            limiter_errors,
+            logins,
+            link_cache,
+        }
+    }
+
+    /// One answered request of the public API.
+    pub fn request(&self, route: &str, status: u16, took: Duration) {
+        let route = route.to_owned();
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.clone(),
+                status,
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&RouteLabels { route })
+            .observe(took.as_secs_f64());
+    }
+
+    /// One call to AutoShares; `status` is the HTTP status or what went wrong instead.
+    pub fn upstream(&self, endpoint: &'static str, status: &str, took: Option<Duration>) {
+        self.upstream_requests
+            .get_or_create(&UpstreamLabels {
+                endpoint,
+                status: status.to_owned(),
+            })
+            .inc();
+        if let Some(took) = took {
+            self.upstream_seconds
+                .get_or_create(&EndpointLabels { endpoint })
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    pub fn rejected(&self, limit: &'static str) {
+        self.rejections.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// The shared limiter failed; `outcome` is `allowed` or `denied`.
+    pub fn limiter_error(&self, outcome: &'static str) {
+        self.limiter_errors
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// A login ended: `succeeded`, `refused` or `failed`.
+    pub fn login(&self, outcome: &'static str) {
+        self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn link_cache(&self, hit: bool) {
+        let outcome = if hit { "hit" } else { "miss" };
+        self.link_cache
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The text exposition of every instrument.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String does not fail");
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_exposed_with_its_unit_suffix() {
+        let metrics = Metrics::new();
+        metrics.request("/v1/me/phone-number", 200, Duration::from_millis(3));
+        metrics.upstream("bind", "200", Some(Duration::from_millis(2)));
+        metrics.rejected("bind_per_user");
+        metrics.limiter_error("denied");
+        metrics.login("succeeded");
+        metrics.link_cache(true);
+        let text = metrics.encode();
+        for family in [
+            "bff_http_requests_total{route=\"/v1/me/phone-number\",status=\"200\"} 1",
+            "bff_http_request_duration_seconds_bucket",
+            "bff_upstream_requests_total{endpoint=\"bind\",status=\"200\"} 1",
+            "bff_upstream_request_duration_seconds_count",
+            "bff_rate_limit_rejections_total{limit=\"bind_per_user\"} 1",
+            "bff_rate_limiter_errors_total{outcome=\"denied\"} 1",
+            "bff_upstream_logins_total{outcome=\"succeeded\"} 1",
+            "bff_link_cache_lookups_total{outcome=\"hit\"} 1",
+        ] {
+            assert!(text.contains(family), "{family} missing from:\n{text}");
+        }
+    }
+}
