@@ -136,6 +136,7 @@ struct RawRateLimit {
 struct RawRedis {
     url: Option<String>,
     url_file: Option<PathBuf>,
+    key_prefix: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,7 +271,11 @@ pub enum OnBackendError {
 #[derive(Debug, Clone)]
 pub enum LimitBackend {
     Memory,
-    Redis { url: SecretString },
+    Redis {
+        url: SecretString,
+        /// Put before every key, so deployments (and tests) can share one Redis.
+        key_prefix: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -492,6 +497,11 @@ impl RawSettings {
                         )
                     },
                 )?,
+                key_prefix: self
+                    .redis
+                    .key_prefix
+                    .clone()
+                    .unwrap_or_else(|| "autoshares-bff:".to_owned()),
             },
             _ => {
                 return Err(ConfigError::key(

@@ -92,8 +92,8 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             quotas.bind_per_user,
             quotas.bind_per_phone,
         )),
-        LimitBackend::Redis { url } => Backend::Redis(
-            RedisLimits::new(url, quotas.bind_per_user, quotas.bind_per_phone)
+        LimitBackend::Redis { url, key_prefix } => Backend::Redis(
+            RedisLimits::new(url, key_prefix, quotas.bind_per_user, quotas.bind_per_phone)
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
         ),
     };

@@ -2,28 +2,22 @@
 //! checks the log lines (CONTRACT.md §7): JSON with the required keys, `request_id` on a
 //! request's lines, and no secret, token, JWT, code or full phone number at any level.
 
+mod common;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use common::ServeProcess;
 
 use autoshares_bff::sandbox::{self, SandboxConfig};
 use base64::Engine as _;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_autoshares-bff");
 const HS256_SECRET: &str = "log-test-signing-secret-93ab";
 const ADMIN_TOKEN: &str = "log-test-admin-token-51cd";
 const APP_KEY: &str = "sandbox-app-key";
 const PASSWORD: &str = "sandbox-password";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn jwt(subject: &str, exp_offset: i64) -> String {
     let now = std::time::SystemTime::now()
@@ -40,64 +34,21 @@ fn jwt(subject: &str, exp_offset: i64) -> String {
     .unwrap()
 }
 
-struct Server {
-    child: Child,
-    public: String,
-    admin: String,
-    stdout: std::thread::JoinHandle<String>,
-    stderr: std::thread::JoinHandle<String>,
-}
-
-/// Reads a pipe to its end on a thread, so the child never blocks on a full pipe.
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        pipe.read_to_string(&mut text).unwrap();
-        text
-    })
-}
-
-fn start_serve(upstream: &str, database: &str, sealing_key: &str) -> Server {
-    let public_port = free_port();
-    let admin_port = free_port();
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("BFF") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        .arg("serve")
-        .env("BFF__SERVER__LISTEN", format!("127.0.0.1:{public_port}"))
-        .env(
-            "BFF__SERVER__ADMIN_LISTEN",
-            format!("127.0.0.1:{admin_port}"),
-        )
-        .env("BFF__UPSTREAM__BASE_URL", upstream)
-        .env("BFF__UPSTREAM__APP_KEY", APP_KEY)
-        .env("BFF__UPSTREAM__USERNAME", "sandbox")
-        .env("BFF__UPSTREAM__PASSWORD", PASSWORD)
-        .env("BFF__AUTH__ISSUER", "iss-logs")
-        .env("BFF__AUTH__AUDIENCE", "aud-logs")
-        .env("BFF__AUTH__HS256_SECRET", HS256_SECRET)
-        .env("BFF__VERIFICATION__TOKEN_SECRET", sealing_key)
-        .env("BFF__DATABASE__URL", database)
-        .env("BFF__ADMIN__TOKEN", ADMIN_TOKEN)
-        .env("BFF__LOG__FORMAT", "json")
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    Server {
-        child,
-        public: format!("http://127.0.0.1:{public_port}"),
-        admin: format!("http://127.0.0.1:{admin_port}"),
-        stdout,
-        stderr,
-    }
+fn start_serve(upstream: &str, database: &str, sealing_key: &str) -> ServeProcess {
+    ServeProcess::start(&[
+        ("BFF__UPSTREAM__BASE_URL", upstream.to_owned()),
+        ("BFF__UPSTREAM__APP_KEY", APP_KEY.to_owned()),
+        ("BFF__UPSTREAM__USERNAME", "sandbox".to_owned()),
+        ("BFF__UPSTREAM__PASSWORD", PASSWORD.to_owned()),
+        ("BFF__AUTH__ISSUER", "iss-logs".to_owned()),
+        ("BFF__AUTH__AUDIENCE", "aud-logs".to_owned()),
+        ("BFF__AUTH__HS256_SECRET", HS256_SECRET.to_owned()),
+        ("BFF__VERIFICATION__TOKEN_SECRET", sealing_key.to_owned()),
+        ("BFF__DATABASE__URL", database.to_owned()),
+        ("BFF__ADMIN__TOKEN", ADMIN_TOKEN.to_owned()),
+        ("BFF__LOG__FORMAT", "json".to_owned()),
+        ("RUST_LOG", "trace".to_owned()),
+    ])
 }
 
 async fn call(
@@ -140,25 +91,12 @@ async fn a_whole_scenario_logs_json_lines_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/logs.db", dir.path().display());
     let sealing_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let mut server = start_serve(&sandbox.base_url(), &database, &sealing_key);
+    let server = start_serve(&sandbox.base_url(), &database, &sealing_key);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
 
-    let mut ready = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{}/readyz", server.admin))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "serve became ready");
+    server.wait_ready(&client).await;
 
     let token = jwt("log-subject", 600);
     let link = call(
@@ -233,18 +171,10 @@ async fn a_whole_scenario_logs_json_lines_and_no_secret() {
         422
     );
 
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = server.child.wait().unwrap();
-    assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
-    let out = server.stdout.join().unwrap();
-    let err = server.stderr.join().unwrap();
+    server.terminate();
+    let finished = server.finish();
+    assert!(finished.success, "exit 0 after SIGTERM");
+    let (out, err) = (finished.stdout, finished.stderr);
     let everything = format!("{out}{err}");
     sandbox.stop().await;
 

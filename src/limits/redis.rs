@@ -72,6 +72,7 @@ pub enum RedisLimitError {
 
 pub struct RedisLimits {
     client: Client,
+    prefix: String,
     connection: tokio::sync::Mutex<Option<ConnectionManager>>,
     per_user: Quota,
     per_phone: Quota,
@@ -83,12 +84,14 @@ impl RedisLimits {
     /// Parses the URL; connects on first use, so `serve` starts while Redis is down.
     pub fn new(
         url: &SecretString,
+        prefix: &str,
         per_user: Quota,
         per_phone: Quota,
     ) -> Result<Self, RedisLimitError> {
         let client = Client::open(url.expose_secret()).map_err(|_| RedisLimitError::BadUrl)?;
         Ok(Self {
             client,
+            prefix: prefix.to_owned(),
             connection: tokio::sync::Mutex::new(None),
             per_user,
             per_phone,
@@ -104,8 +107,8 @@ impl RedisLimits {
     ) -> Result<Admission, RedisLimitError> {
         let mut connection = self.connection().await?;
         let mut call = self.bind.prepare_invoke();
-        call.key(format!("bff:bind:user:{user_key}"))
-            .key(format!("bff:bind:phone:{}", hashed(phone_key)))
+        call.key(format!("{}bind:user:{user_key}", self.prefix))
+            .key(format!("{}bind:phone:{}", self.prefix, hashed(phone_key)))
             .arg(millis(self.per_user.refill_interval()))
             .arg(self.per_user.burst.get())
             .arg(millis(self.per_phone.refill_interval()))
@@ -170,7 +173,7 @@ impl RedisLimits {
     ) -> Result<i64, RedisLimitError> {
         let mut connection = self.connection().await?;
         let mut call = self.attempt.prepare_invoke();
-        call.key(format!("bff:verify:{token_key}"))
+        call.key(format!("{}verify:{token_key}", self.prefix))
             .arg(max)
             .arg(millis(keep).max(1000))
             .arg(action);

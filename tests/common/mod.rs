@@ -1,0 +1,104 @@
+//! Running the built binary as a service process, the way an operator would.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_autoshares-bff");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `autoshares-bff serve` with only the given variables (none inherited from the tests).
+pub struct ServeProcess {
+    child: Child,
+    pub public: String,
+    pub admin: String,
+    stdout: JoinHandle<String>,
+    stderr: JoinHandle<String>,
+}
+
+/// Everything the process printed, and how it ended.
+pub struct Finished {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Reads a pipe to its end on a thread, so the child never blocks on a full pipe.
+fn drain(mut pipe: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        pipe.read_to_string(&mut text).unwrap();
+        text
+    })
+}
+
+impl ServeProcess {
+    pub fn start(env: &[(&str, String)]) -> Self {
+        let public_port = free_port();
+        let admin_port = free_port();
+        let mut command = Command::new(BIN);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("BFF") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        command
+            .arg("serve")
+            .env("BFF__SERVER__LISTEN", format!("127.0.0.1:{public_port}"))
+            .env(
+                "BFF__SERVER__ADMIN_LISTEN",
+                format!("127.0.0.1:{admin_port}"),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = drain(child.stdout.take().unwrap());
+        let stderr = drain(child.stderr.take().unwrap());
+        Self {
+            child,
+            public: format!("http://127.0.0.1:{public_port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self, client: &awc::Client) {
+        for _ in 0..100 {
+            let ready = client.get(format!("{}/readyz", self.admin)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("serve never became ready");
+    }
+
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "SIGTERM sent");
+    }
+
+    /// Waits for the process to end and collects its output.
+    pub fn finish(mut self) -> Finished {
+        let status = self.child.wait().unwrap();
+        Finished {
+            success: status.success(),
+            stdout: self.stdout.join().unwrap(),
+            stderr: self.stderr.join().unwrap(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Graceful shutdown (CONTRACT.md §3): on SIGTERM `/readyz` turns 503 at once, the public
+//! listener stops accepting, the request in flight still gets its answer, and the process
+//! exits 0.
+
+mod common;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use base64::Engine as _;
+use common::ServeProcess;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+
+/// An AutoShares whose phone reads take 1.5 s.
+fn slow_autoshares() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = HttpServer::new(|| {
+        App::new().default_service(web::to(|request: HttpRequest| async move {
+            if request.path().ends_with("/token") {
+                return HttpResponse::Ok().json(json!({"State": "Succeeded", "Token": "t"}));
+            }
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            HttpResponse::Ok()
+                .json(json!({"PhoneNumber": "+13108904569", "PhoneNumberState": "Active"}))
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    format!("http://{addr}/api")
+}
+
+#[actix_web::test]
+async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
+    let upstream = slow_autoshares();
+    let secret = "shutdown-test-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::start(&[
+        ("BFF__UPSTREAM__BASE_URL", upstream),
+        ("BFF__UPSTREAM__APP_KEY", "k".to_owned()),
+        ("BFF__UPSTREAM__USERNAME", "u".to_owned()),
+        ("BFF__UPSTREAM__PASSWORD", "p".to_owned()),
+        ("BFF__AUTH__ISSUER", "iss".to_owned()),
+        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
+        ("BFF__AUTH__HS256_SECRET", secret.to_owned()),
+        (
+            "BFF__VERIFICATION__TOKEN_SECRET",
+            base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+        ),
+        (
+            "BFF__DATABASE__URL",
+            format!("sqlite://{}/db.sqlite", dir.path().display()),
+        ),
+        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
+        ("BFF__SERVER__SHUTDOWN_GRACE_S", "10".to_owned()),
+    ]);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .finish();
+    server.wait_ready(&client).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims =
+        json!({"sub": "s", "iss": "iss", "aud": "aud", "exp": now + 600, "autoshares_user_id": 7});
+    let jwt = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+
+    let in_flight = {
+        let client = client.clone();
+        let url = format!("{}/v1/me/phone-number", server.public);
+        actix_web::rt::spawn(async move {
+            let mut response = client
+                .get(url)
+                .insert_header(("Authorization", format!("Bearer {jwt}")))
+                .send()
+                .await
+                .expect("the request in flight is answered");
+            let body: serde_json::Value = response.json().await.unwrap();
+            (response.status().as_u16(), body)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.terminate();
+
+    let mut saw_not_ready = false;
+    for _ in 0..20 {
+        let ready = client.get(format!("{}/readyz", server.admin)).send().await;
+        if ready.is_ok_and(|response| response.status() == 503) {
+            saw_not_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        saw_not_ready,
+        "/readyz turned 503 while the request was in flight"
+    );
+    let fresh = awc::Client::default()
+        .get(format!("{}/healthz", server.public))
+        .send()
+        .await;
+    assert!(
+        fresh.is_err() || fresh.is_ok_and(|r| r.status() != 200),
+        "no new requests accepted"
+    );
+
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "Active");
+    let finished = server.finish();
+    assert!(finished.success, "exit 0; stderr: {}", finished.stderr);
+    assert!(
+        finished.stdout.contains("shutting down"),
+        "{}",
+        finished.stdout
+    );
+}
