@@ -831,6 +831,62 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_written_as_floats_are_read() {
+        // Helm's toToml writes every YAML number as a float: `timeout_ms = 4000.0`.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("helm.toml");
+        std::fs::write(
+            &file,
+            "[upstream]\ntimeout_ms = 4000.0\n[rate_limit]\nverify_attempts = 3.0\n",
+        )
+        .unwrap();
+        let mut sources = minimal();
+        sources.file = Some(file);
+        let settings = Settings::load(&sources).unwrap();
+        assert_eq!(settings.upstream.timeout, Duration::from_millis(4000));
+        assert_eq!(settings.rate_limit.verify_attempts, 3);
+    }
+
+    #[test]
+    fn the_production_file_is_a_complete_configuration_once_secrets_are_mounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Sources {
+            file: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/production.toml")),
+            ..Sources::default()
+        };
+        let secrets = [
+            ("upstream.app_key_file", "app-key"),
+            ("upstream.password_file", "password"),
+            ("database.url_file", "postgres://bff:pw@db:5432/bff"),
+            ("redis.url_file", "rediss://cache:6380"),
+            (
+                "verification.token_secret_file",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("admin.token_file", "admin"),
+        ];
+        for (key, value) in secrets {
+            let path = dir.path().join(key);
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+            sources = sources.with(key, path.to_str().unwrap());
+        }
+        let settings = Settings::load(&sources).unwrap();
+        assert!(matches!(settings.auth.key, KeySource::JwksUrl(_)));
+        assert!(matches!(
+            settings.rate_limit.backend,
+            LimitBackend::Redis { .. }
+        ));
+        assert!(
+            settings
+                .database
+                .url
+                .expose_secret()
+                .starts_with("postgres://")
+        );
+        assert!(settings.admin_token.is_some());
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let settings =
             Settings::load(&minimal().with("upstream.password", "hunter2-secret")).unwrap();

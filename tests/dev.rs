@@ -1,4 +1,6 @@
 //! `autoshares-bff dev` as a new user runs it: one process, a printed JWT, the whole flow.
+// These tests drive the sandbox, which production builds leave out.
+#![cfg(feature = "sandbox")]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::TcpListener;

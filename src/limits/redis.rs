@@ -222,3 +222,39 @@ fn hashed(text: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quota() -> Quota {
+        Quota::parse("1/hour").unwrap()
+    }
+
+    #[test]
+    fn plain_and_tls_urls_are_accepted_and_others_refused() {
+        let cases = [
+            ("redis://127.0.0.1:6379/0", true, "plain"),
+            ("rediss://cache.example.com:6380", true, "TLS"),
+            ("redis://:secret@127.0.0.1:6379", true, "with a password"),
+            ("http://127.0.0.1:6379", false, "another scheme"),
+            ("not a url", false, "garbage"),
+        ];
+        for (url, accepted, what) in cases {
+            let url = SecretString::from(url.to_owned());
+            assert_eq!(
+                RedisLimits::new(&url, "p:", quota(), quota()).is_ok(),
+                accepted,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn phone_keys_are_hashed() {
+        let key = hashed("+13108904569");
+        assert_eq!(key.len(), 32);
+        assert!(!key.contains("3108904569"));
+        assert_eq!(key, hashed("+13108904569"), "stable across replicas");
+    }
+}

@@ -1,4 +1,6 @@
 //! The HTTP-level tests: one binary, each test with its own service over real HTTP.
+// These tests drive the sandbox, which production builds leave out.
+#![cfg(feature = "sandbox")]
 
 mod admin;
 mod auth;

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# autoshares-bff: a production image without the sandbox feature.
+#   docker build -t autoshares-bff .
+#   docker run --rm -p 8080:8080 -p 9090:9090 -e BFF__UPSTREAM__BASE_URL=... autoshares-bff
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+
+# Dependencies first, in their own layer: it is rebuilt only when Cargo.toml or
+# Cargo.lock change, not when the service's own code does.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+    && echo 'fn main() {}' > src/main.rs \
+    && touch src/lib.rs \
+    && cargo build --release --locked --no-default-features \
+    && rm -rf src
+
+# The service itself. Migrations are embedded in the binary by sqlx::migrate!.
+COPY src ./src
+COPY migrations ./migrations
+RUN touch src/main.rs src/lib.rs \
+    && cargo build --release --locked --no-default-features \
+    && cp target/release/autoshares-bff /autoshares-bff
+
+# Runtime: glibc, CA certificates and nothing else; no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+WORKDIR /app
+COPY --from=build /autoshares-bff /usr/local/bin/autoshares-bff
+COPY config ./config
+ENV BFF_ENV=production
+USER 65532:65532
+EXPOSE 8080 9090
+ENTRYPOINT ["/usr/local/bin/autoshares-bff"]
+CMD ["serve"]
