@@ -245,3 +245,71 @@ async fn a_whole_scenario_logs_json_lines_and_no_secret() {
         bind_lines[0]
     );
 }
+
+#[actix_web::test]
+async fn a_refused_login_is_one_error_line_with_status_and_state() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sandbox = sandbox::start(listener, SandboxConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/logs.db", dir.path().display());
+    let sealing_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    let server = ServeProcess::start(&[
+        ("BFF__UPSTREAM__BASE_URL", sandbox.base_url()),
+        ("BFF__UPSTREAM__APP_KEY", APP_KEY.to_owned()),
+        ("BFF__UPSTREAM__USERNAME", "sandbox".to_owned()),
+        ("BFF__UPSTREAM__PASSWORD", "a-wrong-password-77".to_owned()),
+        ("BFF__AUTH__ISSUER", "iss-logs".to_owned()),
+        ("BFF__AUTH__AUDIENCE", "aud-logs".to_owned()),
+        ("BFF__AUTH__HS256_SECRET", HS256_SECRET.to_owned()),
+        ("BFF__VERIFICATION__TOKEN_SECRET", sealing_key),
+        ("BFF__DATABASE__URL", database),
+        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
+    ]);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    server.wait_ready(&client).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({"sub": "s", "iss": "iss-logs", "aud": "aud-logs", "exp": now + 600, "autoshares_user_id": 1001});
+    let token = encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(HS256_SECRET.as_bytes()),
+    )
+    .unwrap();
+
+    let (status, body) = call(
+        &client,
+        "GET",
+        &format!("{}/v1/me/phone-number", server.public),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "upstream_unavailable");
+
+    server.terminate();
+    let finished = server.finish();
+    sandbox.stop().await;
+    let logins: Vec<Value> = finished
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| {
+            entry["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("login"))
+        })
+        .collect();
+    assert_eq!(logins.len(), 1, "{}", finished.stdout);
+    let line = &logins[0];
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["status"], 401);
+    assert_eq!(line["state"], "Failed");
+    assert!(line["request_id"].is_string());
+    assert!(!finished.stdout.contains("a-wrong-password-77"));
+}

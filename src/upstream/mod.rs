@@ -328,14 +328,13 @@ impl AutoShares {
             self.shared.metrics.login("succeeded");
             return Ok(SecretString::from(token));
         }
-        if answer.status.is_server_error() {
-            self.shared.metrics.login("failed");
-            tracing::error!(status = answer.status.as_u16(), "autoshares login failed");
-            return Err(UpstreamError::ServerError {
-                status: answer.status.as_u16(),
-            });
-        }
-        self.shared.metrics.login("refused");
+        // Whatever did not succeed is an operator's problem (CONTRACT.md §4): 503 to callers.
+        let outcome = if answer.status.is_server_error() {
+            "failed"
+        } else {
+            "refused"
+        };
+        self.shared.metrics.login(outcome);
         tracing::error!(
             status = answer.status.as_u16(),
             state = %state,
@@ -395,10 +394,8 @@ async fn read_answer(request: awc::ClientRequest) -> Result<Answer, UpstreamErro
         .body()
         .limit(MAX_ANSWER_BYTES)
         .await
-        .map_err(|error| match error {
-            awc::error::PayloadError::Overflow => UpstreamError::BadAnswer,
-            _ => UpstreamError::Unreachable,
-        })?;
+        // A body that is cut off or too large is a partial answer (CONTRACT.md §2: 502).
+        .map_err(|_| UpstreamError::BadAnswer)?;
     Ok(Answer { status, body })
 }
 

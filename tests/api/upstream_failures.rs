@@ -252,3 +252,39 @@ async fn the_circuit_closes_after_a_good_trial_call() {
         "closed again"
     );
 }
+
+/// Answers every connection with a 200 that promises more body than it sends, then closes.
+async fn truncating_autoshares() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_web::rt::spawn(async move {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 8192];
+            let read = socket.read(&mut request).await.unwrap_or(0);
+            let is_login = String::from_utf8_lossy(&request[..read]).starts_with("POST");
+            let reply = if is_login {
+                let body = r#"{"State":"Succeeded","Token":"t"}"#;
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"PhoneNumber\":\"+1310".to_owned()
+            };
+            let _ = socket.write_all(reply.as_bytes()).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    format!("http://{addr}/api")
+}
+
+#[actix_web::test]
+async fn a_partial_answer_is_502() {
+    let base_url = truncating_autoshares().await;
+    let app = spawn_with(Options::default().upstream(&base_url)).await;
+    let caller = app.linked_caller("sub-1", 42).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(502, "upstream_error");
+}
