@@ -2,41 +2,15 @@
 // These tests drive the sandbox, which production builds leave out.
 #![cfg(feature = "sandbox")]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_autoshares-bff");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let client = awc::Client::default();
-    let mut request = client.request(method.parse().unwrap(), url);
-    if let Some(token) = token {
-        request = request.insert_header(("Authorization", format!("Bearer {token}")));
-    }
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await,
-        None => request.send().await,
-    }
-    .unwrap();
-    let bytes = response.body().await.unwrap();
-    (
-        response.status().as_u16(),
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+use common::{BIN, call, free_port};
+use serde_json::json;
 
 #[actix_web::test]
 async fn dev_prints_a_jwt_that_completes_the_whole_flow() {
@@ -96,8 +70,10 @@ async fn dev_prints_a_jwt_that_completes_the_whole_flow() {
         "{banner}"
     );
 
+    let client = awc::Client::default();
     let me = format!("http://127.0.0.1:{public}/v1/me/phone-number");
     let (status, bound) = call(
+        &client,
         "PUT",
         &me,
         Some(&token),
@@ -106,13 +82,14 @@ async fn dev_prints_a_jwt_that_completes_the_whole_flow() {
     .await;
     assert_eq!(status, 200, "{bound}");
     let sms_url = format!("http://127.0.0.1:{sandbox}/sandbox/sms?phoneNumber=%2B13108904569");
-    let (_, sms) = call("GET", &sms_url, None, None).await;
+    let (_, sms) = call(&client, "GET", &sms_url, None, None).await;
     let code = sms["code"]
         .as_str()
         .expect("the sandbox shows the code")
         .to_owned();
     let verify = json!({"verificationToken": bound["verificationToken"], "code": code});
     let (status, verified) = call(
+        &client,
         "POST",
         &format!("{me}/verification"),
         Some(&token),
@@ -121,11 +98,14 @@ async fn dev_prints_a_jwt_that_completes_the_whole_flow() {
     .await;
     assert_eq!((status, verified["state"].as_str()), (200, Some("Active")));
     assert_eq!(
-        call("GET", &me, Some(&token), None).await.1["state"],
+        call(&client, "GET", &me, Some(&token), None).await.1["state"],
         "Active"
     );
-    assert_eq!(call("DELETE", &me, Some(&token), None).await.0, 204);
-    assert_eq!(call("GET", &me, Some(&token), None).await.0, 404);
+    assert_eq!(
+        call(&client, "DELETE", &me, Some(&token), None).await.0,
+        204
+    );
+    assert_eq!(call(&client, "GET", &me, Some(&token), None).await.0, 404);
     assert!(
         dir.path().join("data/dev.db").exists(),
         "SQLite under ./data/"

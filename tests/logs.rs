@@ -9,7 +9,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::ServeProcess;
+use common::{ServeProcess, call};
 
 use autoshares_bff::sandbox::{self, SandboxConfig};
 use base64::Engine as _;
@@ -51,29 +51,6 @@ fn start_serve(upstream: &str, database: &str, sealing_key: &str) -> ServeProces
         ("BFF__LOG__FORMAT", "json".to_owned()),
         ("RUST_LOG", "trace".to_owned()),
     ])
-}
-
-async fn call(
-    client: &awc::Client,
-    method: &str,
-    url: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = client.request(method.parse().unwrap(), url);
-    if let Some(token) = bearer {
-        request = request.insert_header(("Authorization", format!("Bearer {token}")));
-    }
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await,
-        None => request.send().await,
-    }
-    .unwrap();
-    let bytes = response.body().await.unwrap();
-    (
-        response.status().as_u16(),
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 /// Whether `needle` stands in `text` on its own, not inside a longer run of letters/digits.

@@ -13,6 +13,7 @@ use crate::verification::TokenError;
 
 use super::AppState;
 use super::caller::LinkedCaller;
+use super::openapi::{BodyProblems, CallerProblems};
 use super::problem::{ApiError, Problem};
 use super::request_id::RequestId;
 
@@ -76,17 +77,10 @@ impl From<PhoneStatus> for PhoneNumberResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The SMS is on its way", body = BindResponse),
-        (status = 400, description = "`malformed_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
         (status = 422, description = "`invalid_phone_number` or `phone_number_rejected`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+        CallerProblems,
     )
 )]
 pub async fn bind(
@@ -129,17 +123,10 @@ pub async fn bind(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The number is verified", body = PhoneNumberResponse),
-        (status = 400, description = "`malformed_request`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
         (status = 422, description = "`invalid_verification_token`, `verification_token_expired` or `invalid_code`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+        CallerProblems,
     )
 )]
 pub async fn complete(
@@ -204,12 +191,7 @@ pub async fn complete(
     responses(
         (status = 200, description = "The user's number and its state", body = PhoneNumberResponse),
         (status = 404, description = "`no_phone_number`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+        CallerProblems,
     )
 )]
 pub async fn read(
@@ -231,12 +213,7 @@ pub async fn read(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The number is removed"),
-        (status = 401, description = "No or bad bearer token: `unauthenticated`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The subject has no AutoShares user id: `user_not_linked`", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "`internal_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`upstream_error`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`upstream_unavailable` or `rate_limiter_unavailable`", body = Problem, content_type = "application/problem+json"),
-        (status = 504, description = "`upstream_timeout`", body = Problem, content_type = "application/problem+json"),
+        CallerProblems,
     )
 )]
 pub async fn unbind(

@@ -51,6 +51,25 @@ pub struct SeenRequest {
 }
 
 impl SeenRequest {
+    /// What `request` carried.
+    pub fn of(request: &actix_web::HttpRequest) -> Self {
+        Self {
+            method: request.method().to_string(),
+            path: request.path().to_owned(),
+            query: request.query_string().to_owned(),
+            headers: request
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -105,21 +124,7 @@ pub fn serve(listener: TcpListener, config: SandboxConfig) -> std::io::Result<(S
             .app_data(web::Data::new(shared.clone()))
             .app_data(config.clone())
             .wrap_fn(move |request, service| {
-                let seen = SeenRequest {
-                    method: request.method().to_string(),
-                    path: request.path().to_owned(),
-                    query: request.query_string().to_owned(),
-                    headers: request
-                        .headers()
-                        .iter()
-                        .map(|(n, v)| {
-                            (
-                                n.to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                };
+                let seen = SeenRequest::of(request.request());
                 if seen.path.starts_with("/api/") {
                     recorder
                         .lock()

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use autoshares_bff::config::{Settings, Sources};
-use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig};
+use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig, SeenRequest as Seen};
 use autoshares_bff::startup::{self, Listeners};
 use base64::Engine as _;
 use jsonwebtoken::{EncodingKey, Header, encode};
@@ -90,24 +90,6 @@ impl TestDatabase {
     }
 }
 
-/// A request the fake AutoShares received.
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: Vec<(String, String)>,
-}
-
-impl Seen {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// What the scripted AutoShares answers.
 #[derive(Clone)]
 pub struct Reply {
@@ -178,16 +160,7 @@ impl Scripted {
             App::new().default_service(web::to(move |request: HttpRequest| {
                 let (seen, logins, phone_calls, login, phone) = state.clone();
                 async move {
-                    let request_seen = Seen {
-                        method: request.method().to_string(),
-                        path: request.path().to_owned(),
-                        query: request.query_string().to_owned(),
-                        headers: request
-                            .headers()
-                            .iter()
-                            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-                            .collect(),
-                    };
+                    let request_seen = Seen::of(&request);
                     seen.lock().unwrap().push(request_seen.clone());
                     let reply =
                         if request_seen.path.ends_with("/token") && request_seen.method == "POST" {

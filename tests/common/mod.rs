@@ -1,6 +1,9 @@
 //! Running the built binary as a service process, the way an operator would.
+#![allow(dead_code, reason = "each test binary uses a different part of these helpers")]
 
 use std::net::TcpListener;
+
+use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -101,4 +104,28 @@ impl ServeProcess {
             stderr: self.stderr.join().unwrap(),
         }
     }
+}
+
+/// One request as a client sends it; answers the status and the JSON body (or null).
+pub async fn call(
+    client: &awc::Client,
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method.parse().unwrap(), url);
+    if let Some(token) = bearer {
+        request = request.insert_header(("Authorization", format!("Bearer {token}")));
+    }
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .unwrap();
+    let bytes = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
