@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::{ServeProcess, call};
 
 use autoshares_bff::sandbox::{self, SandboxConfig};
-use base64::Engine as _;
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
@@ -20,6 +19,8 @@ const HS256_SECRET: &str = "log-test-signing-secret-93ab";
 const ADMIN_TOKEN: &str = "log-test-admin-token-51cd";
 const APP_KEY: &str = "sandbox-app-key";
 const PASSWORD: &str = "sandbox-password";
+/// Base64 of 32 bytes of 7.
+const SEALING_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 fn jwt(subject: &str, exp_offset: i64) -> String {
     let now = std::time::SystemTime::now()
@@ -36,8 +37,11 @@ fn jwt(subject: &str, exp_offset: i64) -> String {
     .unwrap()
 }
 
-fn start_serve(upstream: &str, database: &str, sealing_key: &str) -> ServeProcess {
-    ServeProcess::start(&[
+/// `serve` against `upstream` with JSON logs at every level; `extra` is applied last.
+fn start_serve(upstream: &str, extra: &[(&str, String)]) -> (ServeProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/logs.db", dir.path().display());
+    let mut env = vec![
         ("BFF__UPSTREAM__BASE_URL", upstream.to_owned()),
         ("BFF__UPSTREAM__APP_KEY", APP_KEY.to_owned()),
         ("BFF__UPSTREAM__USERNAME", "sandbox".to_owned()),
@@ -45,12 +49,14 @@ fn start_serve(upstream: &str, database: &str, sealing_key: &str) -> ServeProces
         ("BFF__AUTH__ISSUER", "iss-logs".to_owned()),
         ("BFF__AUTH__AUDIENCE", "aud-logs".to_owned()),
         ("BFF__AUTH__HS256_SECRET", HS256_SECRET.to_owned()),
-        ("BFF__VERIFICATION__TOKEN_SECRET", sealing_key.to_owned()),
-        ("BFF__DATABASE__URL", database.to_owned()),
+        ("BFF__VERIFICATION__TOKEN_SECRET", SEALING_KEY.to_owned()),
+        ("BFF__DATABASE__URL", database),
         ("BFF__ADMIN__TOKEN", ADMIN_TOKEN.to_owned()),
         ("BFF__LOG__FORMAT", "json".to_owned()),
         ("RUST_LOG", "trace".to_owned()),
-    ])
+    ];
+    env.extend(extra.iter().cloned());
+    (ServeProcess::start(&env), dir)
 }
 
 /// Whether `needle` stands in `text` on its own, not inside a longer run of letters/digits.
@@ -67,10 +73,7 @@ fn stands_alone(text: &str, needle: &str) -> bool {
 async fn a_whole_scenario_logs_json_lines_and_no_secret() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let sandbox = sandbox::start(listener, SandboxConfig::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}/logs.db", dir.path().display());
-    let sealing_key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-    let server = start_serve(&sandbox.base_url(), &database, &sealing_key);
+    let (server, _dir) = start_serve(&sandbox.base_url(), &[]);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
@@ -164,7 +167,7 @@ async fn a_whole_scenario_logs_json_lines_and_no_secret() {
         (ADMIN_TOKEN.to_owned(), "the admin token"),
         (APP_KEY.to_owned(), "Et-App-Key"),
         (PASSWORD.to_owned(), "the service password"),
-        (sealing_key.clone(), "the sealing key"),
+        (SEALING_KEY.to_owned(), "the sealing key"),
         (verification_token.clone(), "the verification token"),
         ("3108904569".to_owned(), "the full phone number"),
     ];
@@ -227,21 +230,14 @@ async fn a_whole_scenario_logs_json_lines_and_no_secret() {
 async fn a_refused_login_is_one_error_line_with_status_and_state() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let sandbox = sandbox::start(listener, SandboxConfig::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}/logs.db", dir.path().display());
-    let sealing_key = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
-    let server = ServeProcess::start(&[
-        ("BFF__UPSTREAM__BASE_URL", sandbox.base_url()),
-        ("BFF__UPSTREAM__APP_KEY", APP_KEY.to_owned()),
-        ("BFF__UPSTREAM__USERNAME", "sandbox".to_owned()),
-        ("BFF__UPSTREAM__PASSWORD", "a-wrong-password-77".to_owned()),
-        ("BFF__AUTH__ISSUER", "iss-logs".to_owned()),
-        ("BFF__AUTH__AUDIENCE", "aud-logs".to_owned()),
-        ("BFF__AUTH__HS256_SECRET", HS256_SECRET.to_owned()),
-        ("BFF__VERIFICATION__TOKEN_SECRET", sealing_key),
-        ("BFF__DATABASE__URL", database),
-        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
-    ]);
+    let (server, _dir) = start_serve(
+        &sandbox.base_url(),
+        &[
+            ("BFF__UPSTREAM__PASSWORD", "a-wrong-password-77".to_owned()),
+            ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ],
+    );
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();

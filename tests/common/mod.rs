@@ -1,5 +1,8 @@
 //! Running the built binary as a service process, the way an operator would.
-#![allow(dead_code, reason = "each test binary uses a different part of these helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of these helpers"
+)]
 
 use std::net::TcpListener;
 
