@@ -43,7 +43,7 @@ async fn two_replicas_share_one_quota() {
             .upstream(&fake.base_url)
             .with("identity.source", "claim")
             .with("rate_limit.bind_per_user", "3/hour")
-            .with("redis.key_prefix", prefix),
+            .with("redis.key_prefix", prefix.clone()),
     )
     .await;
 
@@ -81,6 +81,32 @@ async fn two_replicas_share_one_quota() {
         3,
         "AutoShares saw exactly the quota"
     );
+    assert_every_key_expires(&url, &prefix, 4).await;
+}
+
+/// Every key under `prefix` expires within its quota's period (a day at most), and none
+/// names a phone number.
+async fn assert_every_key_expires(url: &str, prefix: &str, expected: usize) {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), expected, "{keys:?}");
+    for key in keys {
+        assert!(!key.contains("310890"), "a number in a key: {key}");
+        let ttl_ms: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(
+            ttl_ms > 0 && ttl_ms <= 86_400_000,
+            "{key} expires: {ttl_ms} ms"
+        );
+    }
 }
 
 #[actix_web::test]
