@@ -125,3 +125,47 @@ async fn without_an_admin_token_the_links_api_does_not_exist() {
         .await;
     answer.assert_problem(404, "not_found");
 }
+
+#[actix_web::test]
+async fn link_changes_reach_other_replicas_within_five_seconds() {
+    let database = crate::helpers::TestDatabase::for_test().await;
+    let url = database.url.clone();
+    let one = spawn_with(Options::default().database(database)).await;
+    let two = spawn_with(Options::default().with("database.url", url)).await;
+    let caller = one.linked_caller("sub-1", 1001).await;
+    assert_eq!(
+        two.bind(&two_caller(&two, &caller), "+13108904569")
+            .await
+            .status,
+        200,
+        "linked via one, used via two"
+    );
+
+    let url = format!("{}/admin/v1/links/sub-1", one.admin);
+    assert_eq!(
+        one.send("DELETE", &url, Some(ADMIN_TOKEN), None, &[])
+            .await
+            .status,
+        204
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let answer = two.get_phone_number(&two_caller(&two, &caller)).await;
+        if answer.status == 403 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(5500),
+            "still linked after 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The same subject, with a token from the other replica's signing secret.
+fn two_caller(
+    app: &crate::helpers::TestApp,
+    caller: &crate::helpers::Caller,
+) -> crate::helpers::Caller {
+    app.caller(&caller.subject)
+}

@@ -329,3 +329,30 @@ async fn a_jwks_file_key_rotation_is_picked_up_on_the_first_unknown_kid() {
         "the removed key is gone"
     );
 }
+
+#[actix_web::test]
+async fn without_a_first_jwks_every_token_is_401_and_readyz_is_503() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = spawn_with(
+        Options::default()
+            .with("auth.hs256_secret", "")
+            .with("auth.jwks_url", format!("http://{closed}/jwks.json")),
+    )
+    .await;
+    let key = EcKey::generate("never-published");
+    let answer = app
+        .get_with_bearer(Some(&key.sign(&valid_claims("sub-1"))))
+        .await;
+    assert_unauthenticated(&answer, true, "no key set yet");
+    let ready = app.admin_get("/readyz", None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["jwks"], "down");
+    assert_eq!(
+        app.admin_get("/healthz", None).await.status,
+        200,
+        "the process serves"
+    );
+}
