@@ -1,0 +1,208 @@
+//! How one AutoShares call travels (CONTRACT.md §4): under one deadline that covers the
+//! login and the retry, with the service token (one re-login after a 401), through the
+//! shared circuit, counted in the metrics; and how its answer is read, bounded.
+
+use std::time::Instant;
+
+use awc::http::{Method, StatusCode, header};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{AutoShares, ServiceToken, UpstreamError, wire};
+
+/// Largest AutoShares body we read; its documented answers are a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+pub(super) struct Call<'a> {
+    pub endpoint: &'static str,
+    pub method: Method,
+    pub path: String,
+    pub query: Option<(&'static str, &'a str)>,
+}
+
+pub(super) struct Answer {
+    pub status: StatusCode,
+    pub body: bytes::Bytes,
+}
+
+impl AutoShares {
+    /// One call under the whole-request deadline, logins and the retry included.
+    pub(super) async fn call(
+        &self,
+        call: &Call<'_>,
+        request_id: &str,
+    ) -> Result<Answer, UpstreamError> {
+        let deadline = self.shared.settings.timeout;
+        match tokio::time::timeout(deadline, self.call_with_login(call, request_id)).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.shared.breaker.record(false, Instant::now());
+                self.shared.metrics.upstream(call.endpoint, "timeout", None);
+                tracing::warn!(
+                    upstream_endpoint = call.endpoint,
+                    timeout_ms = deadline.as_millis() as u64,
+                    "autoshares call timed out"
+                );
+                Err(UpstreamError::Timeout)
+            }
+        }
+    }
+
+    async fn call_with_login(
+        &self,
+        call: &Call<'_>,
+        request_id: &str,
+    ) -> Result<Answer, UpstreamError> {
+        let token = self.token(request_id).await?;
+        let answer = self.exchange(call, &token, request_id).await?;
+        if answer.status != StatusCode::UNAUTHORIZED {
+            return Ok(answer);
+        }
+        tracing::info!(
+            upstream_endpoint = call.endpoint,
+            "autoshares refused the service token; logging in again"
+        );
+        self.shared.session.invalidate(&token);
+        let token = self.token(request_id).await?;
+        let answer = self.exchange(call, &token, request_id).await?;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Err(UpstreamError::CredentialsRefused { status: 401 });
+        }
+        Ok(answer)
+    }
+
+    async fn token(&self, request_id: &str) -> Result<ServiceToken, UpstreamError> {
+        self.shared.session.token(|| self.login(request_id)).await
+    }
+
+    async fn exchange(
+        &self,
+        call: &Call<'_>,
+        token: &ServiceToken,
+        request_id: &str,
+    ) -> Result<Answer, UpstreamError> {
+        let settings = &self.shared.settings;
+        let mut request = self
+            .client
+            .request(call.method.clone(), &call.path)
+            .insert_header(("Et-App-Key", settings.app_key.expose_secret()))
+            .insert_header((
+                header::AUTHORIZATION,
+                format!("Bearer {}", token.expose_secret()),
+            ))
+            .insert_header(("X-Request-Id", request_id));
+        if let Some(pair) = call.query {
+            // serde_urlencoded sends `+` as %2B; a bare plus would arrive as a space.
+            request = request
+                .query(&[pair])
+                .map_err(|_| UpstreamError::BadAnswer)?;
+        }
+        let answer = self.send(call.endpoint, request).await?;
+        if answer.status == StatusCode::FORBIDDEN {
+            tracing::error!(
+                upstream_endpoint = call.endpoint,
+                status = 403,
+                "autoshares refused the application key"
+            );
+            return Err(UpstreamError::CredentialsRefused { status: 403 });
+        }
+        Ok(answer)
+    }
+
+    /// `POST /token` with the service account (CONTRACT.md §4).
+    async fn login(&self, request_id: &str) -> Result<SecretString, UpstreamError> {
+        let settings = &self.shared.settings;
+        let request = self
+            .client
+            .post(format!("{}/token", settings.base_url))
+            .insert_header(("Et-App-Key", settings.app_key.expose_secret()))
+            .insert_header(("Username", settings.username.as_str()))
+            .insert_header(("Password", settings.password.expose_secret()))
+            .insert_header(("X-Request-Id", request_id));
+        let answer = self.send("token", request).await?;
+        let parsed: Option<wire::TokenAnswer> = serde_json::from_slice(&answer.body).ok();
+        let state = parsed
+            .as_ref()
+            .map_or_else(|| "unreadable".to_owned(), |p| printable(&p.state));
+        if answer.status == StatusCode::OK
+            && state == "Succeeded"
+            && let Some(token) = parsed.and_then(|p| p.token).filter(|t| !t.is_empty())
+        {
+            tracing::info!("autoshares login succeeded");
+            self.shared.metrics.login("succeeded");
+            return Ok(SecretString::from(token));
+        }
+        // Whatever did not succeed is an operator's problem (CONTRACT.md §4): 503 to callers.
+        let outcome = if answer.status.is_server_error() {
+            "failed"
+        } else {
+            "refused"
+        };
+        self.shared.metrics.login(outcome);
+        tracing::error!(
+            status = answer.status.as_u16(),
+            state = %state,
+            "autoshares login refused; check upstream.username, upstream.password and upstream.app_key"
+        );
+        Err(UpstreamError::LoginRefused)
+    }
+
+    /// Sends through the circuit and reads the whole (bounded) answer.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        request: awc::ClientRequest,
+    ) -> Result<Answer, UpstreamError> {
+        let breaker = &self.shared.breaker;
+        let metrics = &self.shared.metrics;
+        if !breaker.admit(Instant::now()) {
+            metrics.upstream(endpoint, "circuit_open", None);
+            return Err(UpstreamError::CircuitOpen);
+        }
+        let started = Instant::now();
+        let result = read_answer(request).await;
+        let success = matches!(&result, Ok(answer) if !answer.status.is_server_error());
+        breaker.record(success, Instant::now());
+        let took = started.elapsed();
+        let latency_ms = took.as_millis() as u64;
+        match &result {
+            Ok(answer) => metrics.upstream(endpoint, answer.status.as_str(), Some(took)),
+            Err(UpstreamError::Timeout) => metrics.upstream(endpoint, "timeout", None),
+            Err(_) => metrics.upstream(endpoint, "unreachable", None),
+        }
+        match &result {
+            Ok(answer) => tracing::debug!(
+                upstream_endpoint = endpoint,
+                status = answer.status.as_u16(),
+                latency_ms,
+                "autoshares answered"
+            ),
+            Err(error) => tracing::warn!(
+                upstream_endpoint = endpoint,
+                latency_ms,
+                error = %error,
+                "autoshares call failed"
+            ),
+        }
+        result
+    }
+}
+
+async fn read_answer(request: awc::ClientRequest) -> Result<Answer, UpstreamError> {
+    let mut response = request.send().await.map_err(|error| match error {
+        awc::error::SendRequestError::Timeout => UpstreamError::Timeout,
+        _ => UpstreamError::Unreachable,
+    })?;
+    let status = response.status();
+    let body = response
+        .body()
+        .limit(MAX_ANSWER_BYTES)
+        .await
+        // A body that is cut off or too large is a partial answer (CONTRACT.md §2: 502).
+        .map_err(|_| UpstreamError::BadAnswer)?;
+    Ok(Answer { status, body })
+}
+
+/// Upstream text for a log line: short, and without control characters.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(40).collect()
+}
