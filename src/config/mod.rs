@@ -1,0 +1,363 @@
+//! Settings (CONTRACT.md §6): the typed configuration. `raw.rs` reads the layers as
+//! written; `checks.rs` turns them into these types, reads `_file` secrets, and stops
+//! start-up with one line naming the offending key.
+//!
+//! Other modules receive the typed pieces they need from `startup`; none reads the
+//! configuration itself.
+
+mod checks;
+mod raw;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{SecretBox, SecretString};
+
+use crate::limits::Quota;
+
+pub use raw::{DevOverrides, RawSettings};
+
+/// A configuration problem, always naming the dotted key it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, problem: &str) -> Self {
+        Self(format!("{key} {problem}"))
+    }
+}
+
+/// Where the layers come from. `serve` reads the environment; tests pass overrides only.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    /// The file given by `--config`, if any.
+    pub file: Option<PathBuf>,
+    /// Read `BFF__SECTION__KEY` variables (and `RUST_LOG`).
+    pub environment: bool,
+    /// Dotted keys applied last, e.g. what `dev` sets.
+    pub overrides: Vec<(String, String)>,
+}
+
+impl Sources {
+    /// The layers `serve` uses: files, then the environment.
+    pub fn standard(file: Option<PathBuf>) -> Self {
+        Self {
+            file,
+            environment: true,
+            overrides: Vec::new(),
+        }
+    }
+
+    /// Adds an override (later ones win).
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.overrides.push((key.to_owned(), value.into()));
+        self
+    }
+}
+
+/// The whole, checked configuration of `serve`.
+#[derive(Debug)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub upstream: UpstreamSettings,
+    pub auth: AuthSettings,
+    pub identity: IdentitySource,
+    pub database: DatabaseSettings,
+    pub rate_limit: RateLimitSettings,
+    pub verification: VerificationSettings,
+    pub phone: PhoneSettings,
+    pub admin_token: Option<SecretString>,
+    pub sandbox_listen: String,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub admin_listen: String,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_version: String,
+    pub app_key: SecretString,
+    pub username: String,
+    pub password: SecretString,
+    pub timeout: Duration,
+    pub circuit_failures: u32,
+    pub circuit_open: Duration,
+}
+
+/// Where the keys that sign end users' JWTs come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Hs256(SecretString),
+    PublicKeyFile(PathBuf),
+    JwksUrl(String),
+    JwksFile(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub key: KeySource,
+    pub jwks_refresh: Duration,
+    pub leeway: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    Database,
+    /// The name of the claim that carries the AutoShares user id.
+    Claim(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBackendError {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone)]
+pub enum LimitBackend {
+    Memory,
+    Redis {
+        url: SecretString,
+        /// Put before every key, so deployments (and tests) can share one Redis.
+        key_prefix: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub backend: LimitBackend,
+    pub bind_per_user: Quota,
+    pub bind_per_phone: Quota,
+    pub verify_attempts: u32,
+    pub on_backend_error: OnBackendError,
+}
+
+/// A 32-byte key for sealing verification tokens.
+pub type SealingKey = SecretBox<[u8; 32]>;
+
+#[derive(Debug)]
+pub struct VerificationSettings {
+    pub token_secret: SealingKey,
+    /// Keys that still open tokens sealed before a rotation.
+    pub previous_token_secrets: Vec<SealingKey>,
+    pub token_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PhoneSettings {
+    /// ISO 3166 alpha-2 codes, upper case; `None` allows every country.
+    pub allowed_countries: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Settings {
+    /// Reads and checks the whole configuration.
+    pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
+        RawSettings::load(sources)?.settings()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn minimal() -> Sources {
+        Sources::default()
+            .with("upstream.base_url", "http://127.0.0.1:1/api")
+            .with("upstream.app_key", "k")
+            .with("upstream.username", "u")
+            .with("upstream.password", "p")
+            .with("auth.issuer", "iss")
+            .with("auth.audience", "aud")
+            .with("auth.hs256_secret", "s")
+            .with(
+                "verification.token_secret",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            )
+    }
+
+    fn error_of(sources: Sources) -> String {
+        Settings::load(&sources).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_settings_load_with_contract_defaults() {
+        let settings = Settings::load(&minimal()).unwrap();
+        assert_eq!(settings.server.listen, "0.0.0.0:8080");
+        assert_eq!(settings.upstream.timeout, Duration::from_millis(5000));
+        assert_eq!(settings.upstream.api_version, "1.0");
+        assert_eq!(settings.verification.token_ttl, Duration::from_secs(600));
+        assert_eq!(settings.identity, IdentitySource::Database);
+        assert_eq!(settings.rate_limit.on_backend_error, OnBackendError::Deny);
+    }
+
+    #[test]
+    fn each_missing_required_key_is_named() {
+        let cases = [
+            (
+                "upstream.base_url",
+                "configuration: upstream.base_url is required",
+            ),
+            (
+                "upstream.app_key",
+                "configuration: upstream.app_key is required",
+            ),
+            ("auth.issuer", "configuration: auth.issuer is required"),
+            (
+                "verification.token_secret",
+                "configuration: verification.token_secret is required",
+            ),
+        ];
+        for (key, expected) in cases {
+            let sources = minimal().with(key, "");
+            assert_eq!(error_of(sources), expected, "blanking {key}");
+        }
+    }
+
+    #[test]
+    fn two_key_sources_are_refused() {
+        let message = error_of(minimal().with("auth.jwks_url", "http://127.0.0.1:1/jwks"));
+        assert!(message.contains("exactly one"), "{message}");
+    }
+
+    #[test]
+    fn secret_files_are_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        std::fs::write(&path, "  from-file\n").unwrap();
+        let sources = minimal()
+            .with("upstream.password", "")
+            .with("upstream.password_file", path.to_str().unwrap());
+        let settings = Settings::load(&sources).unwrap();
+        assert_eq!(settings.upstream.password.expose_secret(), "from-file");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let cases = [
+            (
+                "rate_limit.bind_per_user",
+                "5/fortnight",
+                "rate_limit.bind_per_user",
+            ),
+            (
+                "verification.token_secret",
+                "c2hvcnQ=",
+                "verification.token_secret",
+            ),
+            (
+                "phone.allowed_countries",
+                "US,XX",
+                "phone.allowed_countries",
+            ),
+            ("server.listen", "nowhere", "server.listen"),
+            ("rate_limit.backend", "redis", "redis.url"),
+            ("upstream.timeout_ms", "soon", "upstream.timeout_ms"),
+        ];
+        for (key, value, named) in cases {
+            let message = error_of(minimal().with(key, value));
+            assert!(message.contains(named), "{key}={value}: {message}");
+        }
+    }
+
+    #[test]
+    fn countries_accept_a_comma_separated_string() {
+        let settings =
+            Settings::load(&minimal().with("phone.allowed_countries", "us, ES")).unwrap();
+        assert_eq!(
+            settings.phone.allowed_countries,
+            Some(vec!["US".to_owned(), "ES".to_owned()])
+        );
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_read() {
+        // Helm's toToml writes every YAML number as a float: `timeout_ms = 4000.0`.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("helm.toml");
+        std::fs::write(
+            &file,
+            "[upstream]\ntimeout_ms = 4000.0\n[rate_limit]\nverify_attempts = 3.0\n",
+        )
+        .unwrap();
+        let mut sources = minimal();
+        sources.file = Some(file);
+        let settings = Settings::load(&sources).unwrap();
+        assert_eq!(settings.upstream.timeout, Duration::from_millis(4000));
+        assert_eq!(settings.rate_limit.verify_attempts, 3);
+    }
+
+    #[test]
+    fn the_production_file_is_a_complete_configuration_once_secrets_are_mounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sources = Sources {
+            file: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/production.toml")),
+            ..Sources::default()
+        };
+        let secrets = [
+            ("upstream.app_key_file", "app-key"),
+            ("upstream.password_file", "password"),
+            ("database.url_file", "postgres://bff:pw@db:5432/bff"),
+            ("redis.url_file", "rediss://cache:6380"),
+            (
+                "verification.token_secret_file",
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            ("admin.token_file", "admin"),
+        ];
+        for (key, value) in secrets {
+            let path = dir.path().join(key);
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+            sources = sources.with(key, path.to_str().unwrap());
+        }
+        let settings = Settings::load(&sources).unwrap();
+        assert!(matches!(settings.auth.key, KeySource::JwksUrl(_)));
+        assert!(matches!(
+            settings.rate_limit.backend,
+            LimitBackend::Redis { .. }
+        ));
+        assert!(
+            settings
+                .database
+                .url
+                .expose_secret()
+                .starts_with("postgres://")
+        );
+        assert!(settings.admin_token.is_some());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let settings =
+            Settings::load(&minimal().with("upstream.password", "hunter2-secret")).unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2-secret"));
+    }
+}
