@@ -1,15 +1,15 @@
 //! The four `/v1/me/phone-number` handlers (CONTRACT.md §2) and their JSON types.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::limits::Attempt;
+use crate::limits::{Attempt, LimitError};
 use crate::phone::PhoneNumber;
 use crate::upstream::{AutoShares, PhoneStatus, UpstreamError};
-use crate::verification::TokenError;
+use crate::verification::{TokenError, Verification};
 
 use super::AppState;
 use super::caller::LinkedCaller;
@@ -143,23 +143,9 @@ pub async fn complete(
     if verification.user != caller.user {
         return Err(TokenError::OtherUser.into());
     }
-    let code = body.code.trim();
-    if code.is_empty() || code.len() > 32 {
-        return Err(ApiError::InvalidCode);
-    }
-    let key = verification.attempt_key();
+    let code = check_code(&body.code)?;
     let keep = verification.remaining(now);
-    match app
-        .limits
-        .begin_attempt(&key, app.verify_attempts, keep)
-        .await?
-    {
-        Attempt::Allowed => {}
-        Attempt::Exhausted => {
-            return Err(crate::limits::LimitError::AttemptsExhausted { retry_after: keep }.into());
-        }
-        Attempt::Used => return Err(TokenError::Used.into()),
-    }
+    admit_attempt(&app, &verification, keep).await?;
     let outcome = autoshares
         .complete(
             verification.user,
@@ -168,11 +154,51 @@ pub async fn complete(
             request_id.as_str(),
         )
         .await;
+    let status = settle_attempt(&app, &verification, keep, outcome).await?;
+    tracing::info!(phone = %verification.phone, "binding completed");
+    Ok(web::Json(status.into()))
+}
+
+/// An SMS code is short; an empty or overlong one is wrong without asking AutoShares.
+fn check_code(code: &str) -> Result<&str, ApiError> {
+    let code = code.trim();
+    if code.is_empty() || code.len() > 32 {
+        return Err(ApiError::InvalidCode);
+    }
+    Ok(code)
+}
+
+/// Takes one code attempt for the token, or says why it may not have one.
+async fn admit_attempt(
+    app: &AppState,
+    verification: &Verification,
+    keep: Duration,
+) -> Result<(), ApiError> {
+    let key = verification.attempt_key();
+    match app
+        .limits
+        .begin_attempt(&key, app.verify_attempts, keep)
+        .await?
+    {
+        Attempt::Allowed => Ok(()),
+        Attempt::Exhausted => Err(LimitError::AttemptsExhausted { retry_after: keep }.into()),
+        Attempt::Used => Err(TokenError::Used.into()),
+    }
+}
+
+/// Records what AutoShares said of the code: a success closes the token, a rejection keeps
+/// the attempt counted, and a failure that judged nothing gives the attempt back.
+async fn settle_attempt(
+    app: &AppState,
+    verification: &Verification,
+    keep: Duration,
+    outcome: Result<PhoneStatus, UpstreamError>,
+) -> Result<PhoneStatus, ApiError> {
+    let key = verification.attempt_key();
     match outcome {
         Ok(status) => {
             app.limits.mark_used(&key, keep).await?;
-            tracing::info!(phone = %verification.phone, "binding completed");
-            Ok(web::Json(status.into()))
+            Ok(status)
         }
         Err(UpstreamError::Rejected { .. }) => Err(ApiError::InvalidCode),
         Err(other) => {
