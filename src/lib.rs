@@ -9,7 +9,8 @@
 //! - A request passes [`auth`] (the caller's JWT), [`identity`] (subject to AutoShares
 //!   user id), [`phone`] (normalisation), [`limits`] (quotas), [`upstream`] (AutoShares),
 //!   and [`verification`] (the sealed token that links step 1 to step 2).
-//! - [`telemetry`] sets up logs; [`sandbox`] is a stand-in AutoShares for `dev` and tests.
+//! - [`telemetry`] sets up logs, [`metrics`] holds the Prometheus instruments, and [`net`]
+//!   builds outbound HTTP clients; [`sandbox`] is a stand-in AutoShares for `dev` and tests.
 #![forbid(unsafe_code)]
 
 pub mod auth;
