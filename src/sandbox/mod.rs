@@ -102,6 +102,9 @@ struct World {
 
 type Shared = Arc<Mutex<World>>;
 
+/// How many requests the sandbox remembers for tests; older ones are forgotten.
+const MAX_SEEN: usize = 10_000;
+
 /// A running sandbox.
 pub struct Sandbox {
     addr: SocketAddr,
@@ -126,11 +129,12 @@ pub fn serve(listener: TcpListener, config: SandboxConfig) -> std::io::Result<(S
             .wrap_fn(move |request, service| {
                 let seen = SeenRequest::of(request.request());
                 if seen.path.starts_with("/api/") {
-                    recorder
-                        .lock()
-                        .expect("sandbox lock poisoned")
-                        .seen
-                        .push(seen);
+                    let mut world = recorder.lock().expect("sandbox lock poisoned");
+                    // A long `dev` session must not grow without bound.
+                    if world.seen.len() >= MAX_SEEN {
+                        world.seen.drain(..MAX_SEEN / 2);
+                    }
+                    world.seen.push(seen);
                 }
                 service.call(request)
             })
