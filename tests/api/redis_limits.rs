@@ -241,3 +241,40 @@ async fn allow_on_backend_error_lets_binds_through_and_counts_them() {
     );
     wait_for_status(&app, "/readyz", 503).await;
 }
+
+#[actix_web::test]
+async fn the_redis_quota_refills_evenly_like_the_memory_one() {
+    let Some(url) = redis_url() else {
+        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
+        return;
+    };
+    let app = spawn_with(
+        redis_options(&url)
+            .with("identity.source", "claim")
+            .with("rate_limit.bind_per_user", "2/second"),
+    )
+    .await;
+    let caller = claim_caller(&app, "sub-1", 1001);
+    assert_eq!(app.bind(&caller, "+13108904560").await.status, 200);
+    assert_eq!(app.bind(&caller, "+13108904561").await.status, 200);
+    let refused = app.bind(&caller, "+13108904562").await;
+    refused.assert_problem(429, "rate_limited");
+    assert_eq!(
+        refused.header("retry-after"),
+        Some("1"),
+        "500 ms rounds up to 1 s"
+    );
+
+    // One unit comes back every 500 ms, not the whole burst.
+    tokio::time::sleep(std::time::Duration::from_millis(550)).await;
+    assert_eq!(
+        app.bind(&caller, "+13108904563").await.status,
+        200,
+        "one unit refilled"
+    );
+    assert_eq!(
+        app.bind(&caller, "+13108904564").await.status,
+        429,
+        "only one"
+    );
+}
