@@ -9,10 +9,9 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::{ServeProcess, call};
+use common::{ServeProcess, call, hs256_jwt, unix_now};
 
 use autoshares_bff::sandbox::{self, SandboxConfig};
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 const HS256_SECRET: &str = "log-test-signing-secret-93ab";
@@ -23,18 +22,9 @@ const PASSWORD: &str = "sandbox-password";
 const SEALING_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 fn jwt(subject: &str, exp_offset: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims =
-        json!({"sub": subject, "iss": "iss-logs", "aud": "aud-logs", "exp": now + exp_offset});
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(HS256_SECRET.as_bytes()),
-    )
-    .unwrap()
+    let exp = unix_now() as i64 + exp_offset;
+    let claims = json!({"sub": subject, "iss": "iss-logs", "aud": "aud-logs", "exp": exp});
+    hs256_jwt(HS256_SECRET, &claims)
 }
 
 /// `serve` against `upstream` with JSON logs at every level; `extra` is applied last.
@@ -242,17 +232,8 @@ async fn a_refused_login_is_one_error_line_with_status_and_state() {
         .timeout(Duration::from_secs(10))
         .finish();
     server.wait_ready(&client).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({"sub": "s", "iss": "iss-logs", "aud": "aud-logs", "exp": now + 600, "autoshares_user_id": 1001});
-    let token = encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(HS256_SECRET.as_bytes()),
-    )
-    .unwrap();
+    let claims = json!({"sub": "s", "iss": "iss-logs", "aud": "aud-logs", "exp": unix_now() + 600, "autoshares_user_id": 1001});
+    let token = hs256_jwt(HS256_SECRET, &claims);
 
     let (status, body) = call(
         &client,

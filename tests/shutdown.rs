@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine as _;
-use common::ServeProcess;
-use jsonwebtoken::{EncodingKey, Header, encode};
+use common::{ServeProcess, hs256_jwt, unix_now};
 use serde_json::json;
 
 /// An AutoShares whose phone reads take 1.5 s.
@@ -64,18 +63,8 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
         .timeout(Duration::from_secs(20))
         .finish();
     server.wait_ready(&client).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims =
-        json!({"sub": "s", "iss": "iss", "aud": "aud", "exp": now + 600, "autoshares_user_id": 7});
-    let jwt = encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap();
+    let claims = json!({"sub": "s", "iss": "iss", "aud": "aud", "exp": unix_now() + 600, "autoshares_user_id": 7});
+    let jwt = hs256_jwt(secret, &claims);
 
     let in_flight = {
         let client = client.clone();

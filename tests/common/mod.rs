@@ -6,6 +6,7 @@
 
 use std::net::TcpListener;
 
+use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -131,4 +132,22 @@ pub async fn call(
         response.status().as_u16(),
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An HS256 JWT with `claims`, signed with `secret`.
+pub fn hs256_jwt(secret: &str, claims: &Value) -> String {
+    encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
