@@ -38,7 +38,6 @@ pub enum TokenError {
 pub struct Verification {
     pub token_id: UpstreamTokenId,
     pub user: AutosharesUserId,
-    pub subject: String,
     pub phone: PhoneNumber,
     /// Seconds since the Unix epoch.
     pub expires_at: u64,
@@ -146,7 +145,6 @@ impl Sealer {
         Ok(Verification {
             token_id: UpstreamTokenId(payload.tid),
             user: AutosharesUserId(payload.uid),
-            subject: payload.sub,
             phone: PhoneNumber::from_trusted_e164(payload.phone),
             expires_at: payload.exp,
         })

@@ -29,7 +29,6 @@ impl RawSettings {
             verification: self.verification()?,
             phone: self.phone()?,
             admin_token: secret("admin.token", &self.admin.token, &self.admin.token_file)?,
-            sandbox_listen: self.sandbox_listen(),
             log: self.log()?,
         })
     }

@@ -68,7 +68,6 @@ pub struct Settings {
     pub verification: VerificationSettings,
     pub phone: PhoneSettings,
     pub admin_token: Option<SecretString>,
-    pub sandbox_listen: String,
     pub log: LogSettings,
 }
 

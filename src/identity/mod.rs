@@ -80,14 +80,6 @@ impl Identity {
             cache.forget(subject);
         }
     }
-
-    /// The store behind the mapping, if there is one.
-    pub fn store(&self) -> Option<&LinkStore> {
-        match self {
-            Self::Claim(_) => None,
-            Self::Database { store, .. } => Some(store),
-        }
-    }
 }
 
 /// A positive integer, as a JSON number or a string of digits.

@@ -134,7 +134,8 @@ impl<C: Clock + Clone> MemoryLimits<C> {
     }
 
     /// How many keys the quotas hold now.
-    pub fn tracked_keys(&self) -> usize {
+    #[cfg(test)]
+    fn tracked_keys(&self) -> usize {
         self.per_user.len() + self.per_phone.len()
     }
 }

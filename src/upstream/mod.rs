@@ -20,8 +20,8 @@ use crate::phone::PhoneNumber;
 
 use transport::{Answer, Call};
 
-pub use breaker::Breaker;
-pub use session::{ServiceToken, Session};
+use breaker::Breaker;
+use session::{ServiceToken, Session};
 
 /// AutoShares' own integer user id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
