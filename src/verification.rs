@@ -111,11 +111,14 @@ impl Sealer {
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Opens `token` for `subject` at `now`.
+    /// Opens `token` for the caller `subject`, whose AutoShares user id is `user`, at `now`.
+    /// A token sealed for another subject, or for the same subject before it was linked to
+    /// another user, is `OtherUser`.
     pub fn open(
         &self,
         token: &str,
         subject: &str,
+        user: AutosharesUserId,
         now: SystemTime,
     ) -> Result<Verification, TokenError> {
         let encoded = token.strip_prefix(PREFIX).ok_or(TokenError::Malformed)?;
@@ -136,7 +139,7 @@ impl Sealer {
             })
             .ok_or(TokenError::Tampered)?;
         let payload: Payload = serde_json::from_slice(&plain).map_err(|_| TokenError::Malformed)?;
-        if payload.sub != subject {
+        if payload.sub != subject || payload.uid != user.0 {
             return Err(TokenError::OtherUser);
         }
         if unix_seconds(now) >= payload.exp {
@@ -182,7 +185,9 @@ mod tests {
     fn a_sealed_token_opens_for_its_subject() {
         let sealer = Sealer::new(&key(1), &[], Duration::from_secs(600));
         let now = SystemTime::now();
-        let opened = sealer.open(&sealed_by(&sealer, now), "sub-1", now).unwrap();
+        let opened = sealer
+            .open(&sealed_by(&sealer, now), "sub-1", AutosharesUserId(42), now)
+            .unwrap();
         assert_eq!(opened.token_id, UpstreamTokenId(1925));
         assert_eq!(opened.user, AutosharesUserId(42));
         assert_eq!(opened.phone, number());
@@ -210,7 +215,7 @@ mod tests {
             changed[i] ^= 0x01;
             let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(changed));
             assert_eq!(
-                sealer.open(&forged, "sub-1", now),
+                sealer.open(&forged, "sub-1", AutosharesUserId(42), now),
                 Err(TokenError::Tampered),
                 "byte {i}"
             );
@@ -269,8 +274,15 @@ mod tests {
             ),
         ];
         for (token, subject, at, expected, what) in cases {
-            assert_eq!(sealer.open(&token, subject, at), Err(expected), "{what}");
+            let opened = sealer.open(&token, subject, AutosharesUserId(42), at);
+            assert_eq!(opened, Err(expected), "{what}");
         }
+        let relinked = sealer.open(&token, "sub-1", AutosharesUserId(43), now);
+        assert_eq!(
+            relinked,
+            Err(TokenError::OtherUser),
+            "the subject now maps to another user"
+        );
     }
 
     #[test]
@@ -278,6 +290,11 @@ mod tests {
         let before = Sealer::new(&key(1), &[], Duration::from_secs(600));
         let after = Sealer::new(&key(2), &[key(1)], Duration::from_secs(600));
         let now = SystemTime::now();
-        assert!(after.open(&sealed_by(&before, now), "sub-1", now).is_ok());
+        let token = sealed_by(&before, now);
+        assert!(
+            after
+                .open(&token, "sub-1", AutosharesUserId(42), now)
+                .is_ok()
+        );
     }
 }

@@ -137,12 +137,9 @@ pub async fn complete(
     request_id: RequestId,
 ) -> Result<web::Json<PhoneNumberResponse>, ApiError> {
     let now = SystemTime::now();
-    let verification = app
-        .sealer
-        .open(&body.verification_token, &caller.subject, now)?;
-    if verification.user != caller.user {
-        return Err(TokenError::OtherUser.into());
-    }
+    let verification =
+        app.sealer
+            .open(&body.verification_token, &caller.subject, caller.user, now)?;
     let code = check_code(&body.code)?;
     let keep = verification.remaining(now);
     admit_attempt(&app, &verification, keep).await?;
