@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::limits::{Attempt, LimitError};
 use crate::phone::PhoneNumber;
 use crate::upstream::{AutoShares, PhoneStatus, UpstreamError};
-use crate::verification::{TokenError, Verification};
+use crate::verification::TokenError;
 
 use super::AppState;
 use super::caller::LinkedCaller;
@@ -141,8 +141,9 @@ pub async fn complete(
         app.sealer
             .open(&body.verification_token, &caller.subject, caller.user, now)?;
     let code = check_code(&body.code)?;
+    let key = verification.attempt_key();
     let keep = verification.remaining(now);
-    admit_attempt(&app, &verification, keep).await?;
+    admit_attempt(&app, &key, keep).await?;
     let outcome = autoshares
         .complete(
             verification.user,
@@ -151,7 +152,7 @@ pub async fn complete(
             request_id.as_str(),
         )
         .await;
-    let status = settle_attempt(&app, &verification, keep, outcome).await?;
+    let status = settle_attempt(&app, &key, keep, outcome).await?;
     tracing::info!(phone = %verification.phone, "binding completed");
     Ok(web::Json(status.into()))
 }
@@ -166,15 +167,10 @@ fn check_code(code: &str) -> Result<&str, ApiError> {
 }
 
 /// Takes one code attempt for the token, or says why it may not have one.
-async fn admit_attempt(
-    app: &AppState,
-    verification: &Verification,
-    keep: Duration,
-) -> Result<(), ApiError> {
-    let key = verification.attempt_key();
+async fn admit_attempt(app: &AppState, key: &str, keep: Duration) -> Result<(), ApiError> {
     match app
         .limits
-        .begin_attempt(&key, app.verify_attempts, keep)
+        .begin_attempt(key, app.verify_attempts, keep)
         .await?
     {
         Attempt::Allowed => Ok(()),
@@ -187,19 +183,18 @@ async fn admit_attempt(
 /// the attempt counted, and a failure that judged nothing gives the attempt back.
 async fn settle_attempt(
     app: &AppState,
-    verification: &Verification,
+    key: &str,
     keep: Duration,
     outcome: Result<PhoneStatus, UpstreamError>,
 ) -> Result<PhoneStatus, ApiError> {
-    let key = verification.attempt_key();
     match outcome {
         Ok(status) => {
-            app.limits.mark_used(&key, keep).await?;
+            app.limits.mark_used(key, keep).await?;
             Ok(status)
         }
         Err(UpstreamError::Rejected { .. }) => Err(ApiError::InvalidCode),
         Err(other) => {
-            app.limits.refund_attempt(&key, keep).await?;
+            app.limits.refund_attempt(key, keep).await?;
             Err(other.into())
         }
     }

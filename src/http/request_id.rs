@@ -10,6 +10,8 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -43,10 +45,11 @@ fn acceptable(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// 32 characters of base64url: all within the accepted set.
 fn mint() -> String {
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; 24];
     aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Middleware: assigns the id, runs the rest of the chain inside it, echoes it.

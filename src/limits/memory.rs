@@ -54,14 +54,18 @@ impl<C: Clock + Clone> MemoryLimits<C> {
     /// The user's quota is checked first, so a caller over their own quota never uses up
     /// a number's; a unit taken from the user is not returned when the number's quota
     /// then refuses.
-    pub fn admit_bind(&self, user_key: &str, phone_key: &str) -> Admission {
-        if let Err(not_until) = self.per_user.check_key(&user_key.to_owned()) {
+    pub fn admit_bind(
+        &self,
+        user_key: impl Into<String>,
+        phone_key: impl Into<String>,
+    ) -> Admission {
+        if let Err(not_until) = self.per_user.check_key(&user_key.into()) {
             return Admission::Refused {
                 limit: "bind_per_user",
                 retry_after: not_until.wait_time_from(self.clock.now()),
             };
         }
-        if let Err(not_until) = self.per_phone.check_key(&phone_key.to_owned()) {
+        if let Err(not_until) = self.per_phone.check_key(&phone_key.into()) {
             return Admission::Refused {
                 limit: "bind_per_phone",
                 retry_after: not_until.wait_time_from(self.clock.now()),
@@ -177,7 +181,7 @@ mod tests {
         let (limits, _) = limits("3/hour", "100/day");
         for i in 0..3 {
             assert_eq!(
-                limits.admit_bind("u1", &format!("p{i}")),
+                limits.admit_bind("u1", format!("p{i}")),
                 Admission::Allowed,
                 "bind {i}"
             );
@@ -194,7 +198,7 @@ mod tests {
     fn quota_refills_evenly_over_the_period() {
         let (limits, clock) = limits("3/hour", "100/day");
         for i in 0..3 {
-            limits.admit_bind("u1", &format!("p{i}"));
+            limits.admit_bind("u1", format!("p{i}"));
         }
         clock.advance(Duration::from_secs(1199));
         assert_ne!(

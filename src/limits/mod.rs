@@ -84,7 +84,7 @@ impl Limits {
     ) -> Result<(), LimitError> {
         let user_key = user.to_string();
         let admission = match &self.backend {
-            Backend::Memory(memory) => memory.admit_bind(&user_key, phone.as_e164()),
+            Backend::Memory(memory) => memory.admit_bind(user_key, phone.as_e164()),
             Backend::Redis(redis) => match redis.admit_bind(&user_key, phone.as_e164()).await {
                 Ok(admission) => admission,
                 Err(error) => return self.backend_failed(&error, self.on_backend_error),

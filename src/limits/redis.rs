@@ -6,6 +6,8 @@
 use std::time::Duration;
 
 use aws_lc_rs::digest;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 use secrecy::{ExposeSecret, SecretString};
@@ -215,12 +217,8 @@ fn millis(duration: Duration) -> u64 {
 
 /// Phone numbers are personal data: Redis only sees a digest.
 fn hashed(text: &str) -> String {
-    digest::digest(&digest::SHA256, text.as_bytes())
-        .as_ref()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = digest::digest(&digest::SHA256, text.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..24])
 }
 
 #[cfg(test)]

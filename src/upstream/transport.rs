@@ -165,23 +165,28 @@ impl AutoShares {
         let took = started.elapsed();
         let latency_ms = took.as_millis() as u64;
         match &result {
-            Ok(answer) => metrics.upstream(endpoint, answer.status.as_str(), Some(took)),
-            Err(UpstreamError::Timeout) => metrics.upstream(endpoint, "timeout", None),
-            Err(_) => metrics.upstream(endpoint, "unreachable", None),
-        }
-        match &result {
-            Ok(answer) => tracing::debug!(
-                upstream_endpoint = endpoint,
-                status = answer.status.as_u16(),
-                latency_ms,
-                "autoshares answered"
-            ),
-            Err(error) => tracing::warn!(
-                upstream_endpoint = endpoint,
-                latency_ms,
-                error = %error,
-                "autoshares call failed"
-            ),
+            Ok(answer) => {
+                metrics.upstream(endpoint, answer.status.as_str(), Some(took));
+                tracing::debug!(
+                    upstream_endpoint = endpoint,
+                    status = answer.status.as_u16(),
+                    latency_ms,
+                    "autoshares answered"
+                );
+            }
+            Err(error) => {
+                let status = match error {
+                    UpstreamError::Timeout => "timeout",
+                    _ => "unreachable",
+                };
+                metrics.upstream(endpoint, status, None);
+                tracing::warn!(
+                    upstream_endpoint = endpoint,
+                    latency_ms,
+                    error = %error,
+                    "autoshares call failed"
+                );
+            }
         }
         result
     }
