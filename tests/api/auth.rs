@@ -2,7 +2,6 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use aws_lc_rs::encoding::AsDer;
@@ -12,7 +11,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use crate::helpers::{AUDIENCE, ISSUER, Options, TestApp, now, spawn_app, spawn_with};
+use crate::helpers::{
+    AUDIENCE, ISSUER, Options, TestApp, now, spawn_app, spawn_with, wait_for_status,
+};
 
 fn pem(label: &str, der: &[u8]) -> String {
     let body = STANDARD.encode(der);
@@ -233,16 +234,6 @@ async fn accepted(app: &TestApp, token: &str) -> bool {
     app.get_with_bearer(Some(token)).await.status != 401
 }
 
-async fn wait_until_ready(app: &TestApp) {
-    for _ in 0..50 {
-        if app.admin_get("/readyz", None).await.status == 200 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("never ready");
-}
-
 #[actix_web::test]
 async fn a_jwks_url_key_rotation_is_picked_up_without_restart() {
     let first = EcKey::generate("key-1");
@@ -258,7 +249,7 @@ async fn a_jwks_url_key_rotation_is_picked_up_without_restart() {
     )
     .await;
     app.linked_caller("sub-1", 1001).await;
-    wait_until_ready(&app).await;
+    wait_for_status(&app, "/readyz", 200).await;
 
     assert!(
         accepted(&app, &first.sign(&valid_claims("sub-1"))).await,
@@ -309,7 +300,7 @@ async fn a_jwks_file_key_rotation_is_picked_up_on_the_first_unknown_kid() {
     )
     .await;
     app.linked_caller("sub-1", 1001).await;
-    wait_until_ready(&app).await;
+    wait_for_status(&app, "/readyz", 200).await;
     assert!(
         accepted(&app, &first.sign(&valid_claims("sub-1"))).await,
         "the first key"
