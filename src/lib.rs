@@ -1,16 +1,20 @@
 //! autoshares-bff: lets first-party apps bind and verify a user's phone number at
 //! AutoShares without holding AutoShares' secrets (CONTRACT.md §1).
 //!
-//! A tour, outside in:
+//! A tour, outside in (README's layout section is the same map; `.ci/layers.py` checks
+//! that no module imports one above it):
 //! - [`cli`] and [`commands`] turn the command line into calls; [`startup`] is the one
 //!   place that builds every part from [`config::Settings`] and binds the listeners.
 //! - [`http`] serves the public API and the admin listener; it is the only module that
 //!   knows HTTP status codes ([`http::problem`]).
 //! - A request passes [`auth`] (the caller's JWT), [`identity`] (subject to AutoShares
-//!   user id), [`phone`] (normalisation), [`limits`] (quotas), [`upstream`] (AutoShares),
-//!   and [`verification`] (the sealed token that links step 1 to step 2).
+//!   user id), [`phone`] (normalisation), [`limits`] (quotas and code attempts),
+//!   [`upstream`] (AutoShares), and [`verification`] (the sealed token that links step 1
+//!   to step 2).
 //! - [`telemetry`] sets up logs, [`metrics`] holds the Prometheus instruments, and [`net`]
 //!   builds outbound HTTP clients; [`sandbox`] is a stand-in AutoShares for `dev` and tests.
+//! - At the bottom, [`config`] (typed settings, each key read once) and [`ids`] (the
+//!   identifiers every layer names) import nothing of ours.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -18,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod identity;
+pub mod ids;
 pub mod limits;
 pub mod metrics;
 pub mod net;

@@ -97,7 +97,12 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
                 .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
         ),
     };
-    let limits = Limits::new(backend, quotas.on_backend_error, Arc::clone(&metrics));
+    let limits = Limits::new(
+        backend,
+        quotas.on_backend_error,
+        quotas.verify_attempts,
+        Arc::clone(&metrics),
+    );
     let verification = &settings.verification;
     let state = web::Data::new(AppState {
         auth,
@@ -109,7 +114,6 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             &verification.previous_token_secrets,
             verification.token_ttl,
         ),
-        verify_attempts: settings.rate_limit.verify_attempts,
     });
     chores.push(actix_web::rt::spawn(evict_idle_limits(state.clone())));
 

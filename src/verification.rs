@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::SealingKey;
+use crate::ids::{AutosharesUserId, Subject, UpstreamTokenId};
 use crate::phone::PhoneNumber;
-use crate::upstream::{AutosharesUserId, UpstreamTokenId};
 
 const PREFIX: &str = "v1.";
 const AAD: &[u8] = b"autoshares-bff/verification-token/v1";
@@ -29,8 +29,6 @@ pub enum TokenError {
     OtherUser,
     #[error("verification token has expired")]
     Expired,
-    #[error("verification token has already completed a binding")]
-    Used,
 }
 
 /// What a verification token carries.
@@ -89,14 +87,14 @@ impl Sealer {
         &self,
         token_id: UpstreamTokenId,
         user: AutosharesUserId,
-        subject: &str,
+        subject: &Subject,
         phone: &PhoneNumber,
         now: SystemTime,
     ) -> String {
         let payload = Payload {
             tid: token_id.0,
             uid: user.0,
-            sub: subject.to_owned(),
+            sub: subject.as_str().to_owned(),
             phone: phone.as_e164().to_owned(),
             exp: unix_seconds(now) + self.ttl.as_secs(),
         };
@@ -117,7 +115,7 @@ impl Sealer {
     pub fn open(
         &self,
         token: &str,
-        subject: &str,
+        subject: &Subject,
         user: AutosharesUserId,
         now: SystemTime,
     ) -> Result<Verification, TokenError> {
@@ -139,7 +137,7 @@ impl Sealer {
             })
             .ok_or(TokenError::Tampered)?;
         let payload: Payload = serde_json::from_slice(&plain).map_err(|_| TokenError::Malformed)?;
-        if payload.sub != subject || payload.uid != user.0 {
+        if payload.sub != subject.as_str() || payload.uid != user.0 {
             return Err(TokenError::OtherUser);
         }
         if unix_seconds(now) >= payload.exp {
@@ -175,7 +173,7 @@ mod tests {
         sealer.seal(
             UpstreamTokenId(1925),
             AutosharesUserId(42),
-            "sub-1",
+            &"sub-1".into(),
             &number(),
             now,
         )
@@ -186,7 +184,12 @@ mod tests {
         let sealer = Sealer::new(&key(1), &[], Duration::from_secs(600));
         let now = SystemTime::now();
         let opened = sealer
-            .open(&sealed_by(&sealer, now), "sub-1", AutosharesUserId(42), now)
+            .open(
+                &sealed_by(&sealer, now),
+                &"sub-1".into(),
+                AutosharesUserId(42),
+                now,
+            )
             .unwrap();
         assert_eq!(opened.token_id, UpstreamTokenId(1925));
         assert_eq!(opened.user, AutosharesUserId(42));
@@ -215,7 +218,7 @@ mod tests {
             changed[i] ^= 0x01;
             let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(changed));
             assert_eq!(
-                sealer.open(&forged, "sub-1", AutosharesUserId(42), now),
+                sealer.open(&forged, &"sub-1".into(), AutosharesUserId(42), now),
                 Err(TokenError::Tampered),
                 "byte {i}"
             );
@@ -274,10 +277,10 @@ mod tests {
             ),
         ];
         for (token, subject, at, expected, what) in cases {
-            let opened = sealer.open(&token, subject, AutosharesUserId(42), at);
+            let opened = sealer.open(&token, &subject.into(), AutosharesUserId(42), at);
             assert_eq!(opened, Err(expected), "{what}");
         }
-        let relinked = sealer.open(&token, "sub-1", AutosharesUserId(43), now);
+        let relinked = sealer.open(&token, &"sub-1".into(), AutosharesUserId(43), now);
         assert_eq!(
             relinked,
             Err(TokenError::OtherUser),
@@ -293,7 +296,7 @@ mod tests {
         let token = sealed_by(&before, now);
         assert!(
             after
-                .open(&token, "sub-1", AutosharesUserId(42), now)
+                .open(&token, &"sub-1".into(), AutosharesUserId(42), now)
                 .is_ok()
         );
     }

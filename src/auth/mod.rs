@@ -4,6 +4,7 @@
 
 mod jwks;
 mod keys;
+mod mint;
 
 use std::sync::Arc;
 
@@ -13,9 +14,11 @@ use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 use crate::config::{AuthSettings, KeySource};
+use crate::ids::Subject;
 
 pub use jwks::{Jwks, JwksError, JwksSource};
 pub use keys::{KeySet, VerifyingKey};
+pub use mint::mint_hs256;
 
 /// Tokens longer than this are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -51,7 +54,7 @@ impl AuthError {
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The JWT's non-empty `sub`.
-    pub subject: String,
+    pub subject: Subject,
     /// Every claim, for identity mapping by claim.
     pub claims: Map<String, Value>,
 }
@@ -123,7 +126,7 @@ impl Authenticator {
         validation.algorithms = vec![key.algorithm];
         let data = decode::<Map<String, Value>>(token, &key.key, &validation).map_err(classify)?;
         let subject = match data.claims.get("sub") {
-            Some(Value::String(sub)) if !sub.trim().is_empty() => sub.clone(),
+            Some(Value::String(sub)) if !sub.trim().is_empty() => Subject::new(sub.as_str()),
             _ => return Err(AuthError::BadClaims),
         };
         Ok(Caller {

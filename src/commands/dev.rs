@@ -6,43 +6,35 @@ use std::net::{SocketAddr, TcpListener};
 
 use anyhow::Context as _;
 use base64::Engine as _;
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
-use crate::config::{DevOverrides, RawSettings, Sources};
+use crate::auth::mint_hs256;
+use crate::config::{Layers, Settings, Sources, sandbox_listen};
 use crate::identity::LinkStore;
+use crate::ids::AutosharesUserId;
 use crate::sandbox::{self, SandboxConfig};
 use crate::startup::{self, Listeners};
 use crate::telemetry;
-use crate::upstream::AutosharesUserId;
 
 const DEMO_SUBJECT: &str = "demo-user";
 const DEMO_USER: AutosharesUserId = AutosharesUserId(1001);
 const DEMO_TOKEN_TTL_S: u64 = 24 * 3600;
 
 pub async fn run(sources: Sources) -> anyhow::Result<()> {
-    let mut raw = RawSettings::load(&sources)?;
-    let sandbox_address = raw.sandbox_listen();
+    let sandbox_address = sandbox_listen(&Layers::load(&sources)?)?;
     let sandbox_listener = TcpListener::bind(&sandbox_address)
         .with_context(|| format!("cannot listen on {sandbox_address}"))?;
     let sandbox_config = SandboxConfig::default();
     let sandbox = sandbox::start(sandbox_listener, sandbox_config.clone())?;
 
     let hs256_secret = random_base64(32);
-    raw.apply_dev(DevOverrides {
-        sandbox_base_url: sandbox.base_url(),
-        sandbox_app_key: sandbox_config.app_key,
-        sandbox_username: sandbox_config.username,
-        sandbox_password: sandbox_config.password,
-        hs256_secret: hs256_secret.clone(),
-        sealing_key: random_base64(32),
-    });
-    let settings = raw.settings()?;
+    let sources = dev_layers(sources, &sandbox.base_url(), &sandbox_config, &hs256_secret);
+    let settings = Settings::load(&sources)?;
     telemetry::init(&settings.log);
 
     let store = LinkStore::connect_lazy(&settings.database.url)?;
     store.migrate().await?;
-    store.save_link(DEMO_SUBJECT, DEMO_USER).await?;
+    store.save_link(&DEMO_SUBJECT.into(), DEMO_USER).await?;
     let jwt = demo_token(
         &hs256_secret,
         &settings.auth.issuer,
@@ -55,6 +47,47 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
     let outcome = app.run_until(startup::termination_signal()).await;
     sandbox.stop().await;
     outcome
+}
+
+/// What `dev` changes (CONTRACT.md §5): the upstream is the sandbox, the keys are
+/// generated, links live in SQLite under `data/` and limits in memory; listeners, issuer,
+/// audience and log format are only defaults, which the configuration may change.
+fn dev_layers(
+    sources: Sources,
+    sandbox_base_url: &str,
+    sandbox: &SandboxConfig,
+    hs256_secret: &str,
+) -> Sources {
+    let cleared = [
+        "upstream.app_key_file",
+        "upstream.password_file",
+        "auth.hs256_secret_file",
+        "auth.public_key_file",
+        "auth.jwks_url",
+        "auth.jwks_file",
+        "verification.token_secret_file",
+        "verification.previous_token_secrets",
+        "database.url_file",
+    ];
+    let mut sources = sources
+        .with_default("server.listen", "127.0.0.1:8080")
+        .with_default("server.admin_listen", "127.0.0.1:9090")
+        .with_default("auth.issuer", "autoshares-bff-dev")
+        .with_default("auth.audience", "autoshares-bff")
+        .with_default("log.format", "pretty")
+        .with("upstream.base_url", sandbox_base_url)
+        .with("upstream.app_key", sandbox.app_key.as_str())
+        .with("upstream.username", sandbox.username.as_str())
+        .with("upstream.password", sandbox.password.as_str())
+        .with("auth.hs256_secret", hs256_secret)
+        .with("verification.token_secret", random_base64(32))
+        .with("database.url", "sqlite://data/dev.db")
+        .with("identity.source", "database")
+        .with("rate_limit.backend", "memory");
+    for key in cleared {
+        sources = sources.with(key, "");
+    }
+    sources
 }
 
 fn random_base64(bytes: usize) -> String {
@@ -71,11 +104,7 @@ fn demo_token(secret: &str, issuer: &str, audience: &str) -> anyhow::Result<Stri
         "sub": DEMO_SUBJECT, "iss": issuer, "aud": audience,
         "iat": now, "exp": now + DEMO_TOKEN_TTL_S,
     });
-    Ok(encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )?)
+    Ok(mint_hs256(secret.as_bytes(), &claims)?)
 }
 
 fn print_banner(public: SocketAddr, admin: SocketAddr, sandbox: SocketAddr, jwt: &str) {

@@ -1,6 +1,6 @@
 //! `autoshares-bff migrate`: applies the embedded migrations and exits.
 
-use crate::config::{RawSettings, Sources};
+use crate::config::{DatabaseSettings, Layers, Sources};
 use crate::identity::LinkStore;
 
 pub async fn run(sources: Sources) -> anyhow::Result<()> {
@@ -12,7 +12,7 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
 
 /// The link store of the configured database, migrated.
 pub async fn open_store(sources: &Sources) -> anyhow::Result<LinkStore> {
-    let database = RawSettings::load(sources)?.database()?;
+    let database = DatabaseSettings::read(&Layers::load(sources)?)?;
     let store = LinkStore::connect_lazy(&database.url)?;
     store.migrate().await?;
     Ok(store)

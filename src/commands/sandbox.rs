@@ -4,14 +4,17 @@ use std::net::TcpListener;
 
 use anyhow::Context as _;
 
-use crate::config::{RawSettings, Sources};
+use crate::config::{Layers, LogSettings, Sources, sandbox_listen};
 use crate::sandbox::{self, SandboxConfig};
 use crate::{startup, telemetry};
 
 pub async fn run(sources: Sources, listen: Option<String>) -> anyhow::Result<()> {
-    let raw = RawSettings::load(&sources)?;
-    telemetry::init(&raw.log()?);
-    let address = listen.unwrap_or_else(|| raw.sandbox_listen());
+    let layers = Layers::load(&sources)?;
+    telemetry::init(&LogSettings::read(&layers)?);
+    let address = match listen {
+        Some(address) => address,
+        None => sandbox_listen(&layers)?,
+    };
     let listener =
         TcpListener::bind(&address).with_context(|| format!("cannot listen on {address}"))?;
     let config = SandboxConfig::default();

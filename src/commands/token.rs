@@ -4,16 +4,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use jsonwebtoken::{EncodingKey, Header, encode};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
+use crate::auth::mint_hs256;
 use crate::cli::TokenCommand;
-use crate::config::{KeySource, RawSettings, Sources};
+use crate::config::{AuthSettings, KeySource, Layers, Sources};
 
 pub fn run(sources: Sources, command: TokenCommand) -> anyhow::Result<()> {
     let TokenCommand::Mint { sub, ttl, claims } = command;
-    let auth = RawSettings::load(&sources)?.auth()?;
+    let auth = AuthSettings::read(&Layers::load(&sources)?)?;
     let KeySource::Hs256(secret) = &auth.key else {
         bail!("configuration: auth.hs256_secret is required to mint tokens");
     };
@@ -33,11 +33,7 @@ pub fn run(sources: Sources, command: TokenCommand) -> anyhow::Result<()> {
     body.insert("aud".into(), auth.audience.into());
     body.insert("iat".into(), now.into());
     body.insert("exp".into(), (now + ttl.as_secs()).into());
-    let token = encode(
-        &Header::default(),
-        &body,
-        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
-    )?;
+    let token = mint_hs256(secret.expose_secret().as_bytes(), &body)?;
     println!("{token}");
     Ok(())
 }

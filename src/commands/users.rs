@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 
 use crate::cli::UsersCommand;
 use crate::config::Sources;
-use crate::upstream::AutosharesUserId;
+use crate::ids::{AutosharesUserId, Subject};
 
 use super::migrate::open_store;
 
@@ -28,12 +28,14 @@ pub async fn run(sources: Sources, command: UsersCommand) -> anyhow::Result<Exit
             let user = parse_user_id(&autoshares_user_id)
                 .context("users link: AUTOSHARES_USER_ID must be a positive integer")?;
             check_subject(&subject).context("users link: SUBJECT must not be empty")?;
-            store.save_link(&subject, user).await?;
+            store
+                .save_link(&Subject::from(subject.as_str()), user)
+                .await?;
             println!("linked {subject} -> {user}");
             ExitCode::SUCCESS
         }
         UsersCommand::Unlink { subject } => {
-            let existed = store.delete_link(&subject).await?;
+            let existed = store.delete_link(&Subject::from(subject.as_str())).await?;
             println!(
                 "{}",
                 if existed {
@@ -44,19 +46,21 @@ pub async fn run(sources: Sources, command: UsersCommand) -> anyhow::Result<Exit
             );
             ExitCode::SUCCESS
         }
-        UsersCommand::Show { subject } => match store.fetch_link(&subject).await? {
-            Some(user) => {
-                println!(
-                    "{}",
-                    serde_json::json!({"subject": subject, "autosharesUserId": user.0})
-                );
-                ExitCode::SUCCESS
+        UsersCommand::Show { subject } => {
+            match store.fetch_link(&Subject::from(subject.as_str())).await? {
+                Some(user) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({"subject": subject, "autosharesUserId": user.0})
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("users show: {subject} is not linked");
+                    ExitCode::FAILURE
+                }
             }
-            None => {
-                eprintln!("users show: {subject} is not linked");
-                ExitCode::FAILURE
-            }
-        },
+        }
         UsersCommand::Import { .. } => {
             let links = import.unwrap_or_default();
             store.import(&links).await?;
@@ -78,13 +82,13 @@ fn check_subject(subject: &str) -> Option<()> {
 }
 
 /// Reads the whole CSV; the first bad line ends it with `users import: line N: <reason>`.
-fn read_import(path: &Path) -> anyhow::Result<Vec<(String, AutosharesUserId)>> {
+fn read_import(path: &Path) -> anyhow::Result<Vec<(Subject, AutosharesUserId)>> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("users import: cannot open {}", path.display()))?;
     parse_import(file)
 }
 
-fn parse_import(input: impl std::io::Read) -> anyhow::Result<Vec<(String, AutosharesUserId)>> {
+fn parse_import(input: impl std::io::Read) -> anyhow::Result<Vec<(Subject, AutosharesUserId)>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -125,7 +129,7 @@ fn parse_import(input: impl std::io::Read) -> anyhow::Result<Vec<(String, Autosh
         if !seen.insert(subject.to_owned()) {
             bail!("users import: line {line}: subject {subject} appears twice");
         }
-        links.push((subject.to_owned(), user));
+        links.push((Subject::from(subject), user));
     }
     if links.is_empty() && seen.is_empty() && reader.position().line() == 1 {
         bail!("users import: line 1: the header must be subject,autoshares_user_id");
@@ -143,8 +147,8 @@ mod tests {
         assert_eq!(
             links,
             vec![
-                ("a".to_owned(), AutosharesUserId(1)),
-                ("b".to_owned(), AutosharesUserId(2))
+                (Subject::from("a"), AutosharesUserId(1)),
+                (Subject::from("b"), AutosharesUserId(2))
             ]
         );
     }

@@ -1,21 +1,26 @@
-//! Settings (CONTRACT.md §6): the typed configuration. `raw.rs` reads the layers as
-//! written; `checks.rs` turns them into these types, reads `_file` secrets, and stops
-//! start-up with one line naming the offending key.
+//! Settings (CONTRACT.md §6): the typed configuration. `layers.rs` merges the layers and
+//! reads keys; `sections.rs` has one struct per section with the one function that reads
+//! its keys and their defaults; `quota.rs` parses `N/unit`. A bad value stops start-up
+//! with one line naming its dotted key.
 //!
 //! Other modules receive the typed pieces they need from `startup`; none reads the
-//! configuration itself.
+//! configuration itself, and this module imports none of theirs.
 
-mod checks;
-mod raw;
+mod layers;
+mod quota;
+mod sections;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use secrecy::{SecretBox, SecretString};
+use secrecy::SecretString;
 
-use crate::limits::Quota;
-
-pub use raw::{DevOverrides, RawSettings};
+pub use layers::Layers;
+pub use quota::{Quota, QuotaError};
+pub use sections::{
+    AuthSettings, DatabaseSettings, IdentitySource, KeySource, LimitBackend, LogFormat,
+    LogSettings, OnBackendError, PhoneSettings, RateLimitSettings, SealingKey, ServerSettings,
+    UpstreamSettings, VerificationSettings, admin_token, sandbox_listen,
+};
 
 /// A configuration problem, always naming the dotted key it is about.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +40,8 @@ pub struct Sources {
     pub file: Option<PathBuf>,
     /// Read `BFF__SECTION__KEY` variables (and `RUST_LOG`).
     pub environment: bool,
+    /// Dotted keys under every file, e.g. the loopback listeners of `dev`.
+    pub defaults: Vec<(String, String)>,
     /// Dotted keys applied last, e.g. what `dev` sets.
     pub overrides: Vec<(String, String)>,
 }
@@ -45,13 +52,19 @@ impl Sources {
         Self {
             file,
             environment: true,
-            overrides: Vec::new(),
+            ..Self::default()
         }
     }
 
     /// Adds an override (later ones win).
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
         self.overrides.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Adds a default that any layer may change.
+    pub fn with_default(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.defaults.push((key.to_owned(), value.into()));
         self
     }
 }
@@ -71,115 +84,26 @@ pub struct Settings {
     pub log: LogSettings,
 }
 
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
-    pub listen: String,
-    pub admin_listen: String,
-    pub shutdown_grace: Duration,
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamSettings {
-    /// Without a trailing slash.
-    pub base_url: String,
-    pub api_version: String,
-    pub app_key: SecretString,
-    pub username: String,
-    pub password: SecretString,
-    pub timeout: Duration,
-    pub circuit_failures: u32,
-    pub circuit_open: Duration,
-}
-
-/// Where the keys that sign end users' JWTs come from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    Hs256(SecretString),
-    PublicKeyFile(PathBuf),
-    JwksUrl(String),
-    JwksFile(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthSettings {
-    pub issuer: String,
-    pub audience: String,
-    pub key: KeySource,
-    pub jwks_refresh: Duration,
-    pub leeway: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdentitySource {
-    Database,
-    /// The name of the claim that carries the AutoShares user id.
-    Claim(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct DatabaseSettings {
-    pub url: SecretString,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnBackendError {
-    Deny,
-    Allow,
-}
-
-#[derive(Debug, Clone)]
-pub enum LimitBackend {
-    Memory,
-    Redis {
-        url: SecretString,
-        /// Put before every key, so deployments (and tests) can share one Redis.
-        key_prefix: String,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct RateLimitSettings {
-    pub backend: LimitBackend,
-    pub bind_per_user: Quota,
-    pub bind_per_phone: Quota,
-    pub verify_attempts: u32,
-    pub on_backend_error: OnBackendError,
-}
-
-/// A 32-byte key for sealing verification tokens.
-pub type SealingKey = SecretBox<[u8; 32]>;
-
-#[derive(Debug)]
-pub struct VerificationSettings {
-    pub token_secret: SealingKey,
-    /// Keys that still open tokens sealed before a rotation.
-    pub previous_token_secrets: Vec<SealingKey>,
-    pub token_ttl: Duration,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct PhoneSettings {
-    /// ISO 3166 alpha-2 codes, upper case; `None` allows every country.
-    pub allowed_countries: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    pub format: LogFormat,
-    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
-    pub level: String,
-}
-
 impl Settings {
     /// Reads and checks the whole configuration.
     pub fn load(sources: &Sources) -> Result<Self, ConfigError> {
-        RawSettings::load(sources)?.settings()
+        Self::read(&Layers::load(sources)?)
+    }
+
+    /// Checks every section `serve` needs.
+    pub fn read(layers: &Layers) -> Result<Self, ConfigError> {
+        Ok(Self {
+            server: ServerSettings::read(layers)?,
+            upstream: UpstreamSettings::read(layers)?,
+            auth: AuthSettings::read(layers)?,
+            identity: IdentitySource::read(layers)?,
+            database: DatabaseSettings::read(layers)?,
+            rate_limit: RateLimitSettings::read(layers)?,
+            verification: VerificationSettings::read(layers)?,
+            phone: PhoneSettings::read(layers)?,
+            admin_token: admin_token(layers)?,
+            log: LogSettings::read(layers)?,
+        })
     }
 }
 
@@ -187,6 +111,7 @@ impl Settings {
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+    use std::time::Duration;
 
     fn minimal() -> Sources {
         Sources::default()
@@ -358,5 +283,71 @@ mod tests {
         let settings =
             Settings::load(&minimal().with("upstream.password", "hunter2-secret")).unwrap();
         assert!(!format!("{settings:?}").contains("hunter2-secret"));
+    }
+
+    /// `config/default.toml` as documentation: each `# key = value` line under its
+    /// `[section]`, with `None` for a key written with nothing after its `=`.
+    fn documented(text: &str) -> Vec<(String, Option<toml::Value>)> {
+        let mut section = None;
+        let mut keys = Vec::new();
+        for line in text.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = Some(name.to_owned());
+                continue;
+            }
+            let Some(section) = &section else { continue };
+            let Some(entry) = line.strip_prefix("# ") else {
+                continue;
+            };
+            let Some((key, value)) = entry.split_once('=') else {
+                continue;
+            };
+            let key = key.trim();
+            if key.is_empty()
+                || !key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                continue;
+            }
+            let value = value.trim();
+            let default = (!value.is_empty() && !value.starts_with('#')).then(|| toml_value(value));
+            keys.push((format!("{section}.{key}"), default));
+        }
+        keys
+    }
+
+    fn toml_value(text: &str) -> toml::Value {
+        let table: toml::Table = toml::from_str(&format!("v = {text}"))
+            .unwrap_or_else(|e| panic!("`{text}` is not a TOML value: {e}"));
+        table["v"].clone()
+    }
+
+    #[test]
+    fn default_toml_documents_every_key_the_code_reads_with_the_same_default() {
+        let layers = Layers::load(&minimal()).unwrap();
+        Settings::read(&layers).unwrap();
+        sandbox_listen(&layers).unwrap();
+        let read: Vec<(String, Option<toml::Value>)> = layers
+            .reads()
+            .into_iter()
+            .map(|(key, default)| (key, default.as_deref().map(toml_value)))
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for (key, _) in &read {
+            assert!(seen.insert(key.clone()), "{key} is read more than once");
+        }
+        let file = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/default.toml"),
+        )
+        .unwrap();
+        let mut documented = documented(&file);
+        let mut read = read;
+        documented.sort_by(|a, b| a.0.cmp(&b.0));
+        read.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            documented, read,
+            "config/default.toml (left) and the code (right)"
+        );
     }
 }

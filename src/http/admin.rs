@@ -14,8 +14,8 @@ use serde_json::json;
 
 use crate::auth::{AuthError, Jwks};
 use crate::identity::LinkStore;
+use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
-use crate::upstream::AutosharesUserId;
 
 use super::problem::ApiError;
 use super::{AppState, json_config};
@@ -111,6 +111,7 @@ async fn put_link(
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_admin_token(&request, &admin)?;
+    let subject = Subject::from(subject.into_inner());
     if body.autoshares_user_id <= 0 {
         return Err(ApiError::Malformed);
     }
@@ -123,7 +124,7 @@ async fn put_link(
     app.identity.forget(&subject);
     tracing::info!(autoshares_user_id = user.0, "link saved");
     Ok(HttpResponse::Ok().json(LinkResponse {
-        subject: subject.into_inner(),
+        subject: subject.to_string(),
         autoshares_user_id: user.0,
     }))
 }
@@ -134,6 +135,7 @@ async fn get_link(
     admin: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
     check_admin_token(&request, &admin)?;
+    let subject = Subject::from(subject.into_inner());
     let user = admin
         .store
         .fetch_link(&subject)
@@ -141,7 +143,7 @@ async fn get_link(
         .map_err(store_failure)?
         .ok_or(ApiError::LinkNotFound)?;
     Ok(HttpResponse::Ok().json(LinkResponse {
-        subject: subject.into_inner(),
+        subject: subject.to_string(),
         autoshares_user_id: user.0,
     }))
 }
@@ -153,6 +155,7 @@ async fn delete_link(
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     check_admin_token(&request, &admin)?;
+    let subject = Subject::from(subject.into_inner());
     let existed = admin
         .store
         .delete_link(&subject)

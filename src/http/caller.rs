@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 
-use crate::upstream::AutosharesUserId;
+use crate::ids::{AutosharesUserId, Subject};
 
 use super::AppState;
 use super::problem::ApiError;
@@ -14,7 +14,7 @@ use super::problem::ApiError;
 /// An authenticated end user with an AutoShares user id.
 #[derive(Debug, Clone)]
 pub struct LinkedCaller {
-    pub subject: String,
+    pub subject: Subject,
     pub user: AutosharesUserId,
 }
 
@@ -31,7 +31,10 @@ impl FromRequest for LinkedCaller {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
             let caller = state.auth.authenticate(authorization.as_deref()).await?;
-            let user = state.identity.resolve(&caller).await?;
+            let user = state
+                .identity
+                .resolve(&caller.subject, &caller.claims)
+                .await?;
             Ok(Self {
                 subject: caller.subject,
                 user,

@@ -32,7 +32,6 @@ pub struct AppState {
     pub phone_rules: PhoneRules,
     pub limits: Limits,
     pub sealer: Sealer,
-    pub verify_attempts: u32,
 }
 
 /// The public route table.

@@ -1,12 +1,10 @@
 //! `GET /openapi.json` (CONTRACT.md §2): the OpenAPI 3 description of the public API,
-//! generated from the handlers' annotations and the request, response and problem types.
-
-use std::collections::BTreeMap;
+//! generated from the handlers' annotations, the request and response types, and each
+//! route's problem list (`problem/routes.rs`).
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use super::phone_number::{self, BindRequest, BindResponse, CompleteRequest, PhoneNumberResponse};
 use super::problem::{Problem, ProblemCode};
@@ -53,53 +51,6 @@ impl Modify for BearerAuth {
             ),
         );
     }
-}
-
-/// The problems every authenticated route can answer.
-pub struct CallerProblems;
-
-impl IntoResponses for CallerProblems {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        problems(&[
-            (401, "No or bad bearer token: `unauthenticated`"),
-            (
-                403,
-                "The subject has no AutoShares user id: `user_not_linked`",
-            ),
-            (500, "`internal_error`"),
-            (502, "`upstream_error`"),
-            (503, "`upstream_unavailable` or `rate_limiter_unavailable`"),
-            (504, "`upstream_timeout`"),
-        ])
-    }
-}
-
-/// The problems of a route that takes a JSON body.
-pub struct BodyProblems;
-
-impl IntoResponses for BodyProblems {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        problems(&[
-            (400, "`malformed_request`"),
-            (413, "`payload_too_large`"),
-            (415, "`unsupported_media_type`"),
-        ])
-    }
-}
-
-fn problems(rows: &[(u16, &str)]) -> BTreeMap<String, RefOr<Response>> {
-    rows.iter()
-        .map(|(status, description)| {
-            let content = ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build();
-            let response = ResponseBuilder::new()
-                .description(*description)
-                .content("application/problem+json", content)
-                .build();
-            (status.to_string(), RefOr::T(response))
-        })
-        .collect()
 }
 
 /// The document as JSON.

@@ -1,20 +1,18 @@
 //! The four `/v1/me/phone-number` handlers (CONTRACT.md §2) and their JSON types.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::limits::{Attempt, LimitError};
+use crate::limits::Verdict;
 use crate::phone::PhoneNumber;
 use crate::upstream::{AutoShares, PhoneStatus, UpstreamError};
-use crate::verification::TokenError;
 
 use super::AppState;
 use super::caller::LinkedCaller;
-use super::openapi::{BodyProblems, CallerProblems};
-use super::problem::{ApiError, Problem};
+use super::problem::{ApiError, BindProblems, CompleteProblems, ReadProblems, UnbindProblems};
 use super::request_id::RequestId;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,10 +75,7 @@ impl From<PhoneStatus> for PhoneNumberResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The SMS is on its way", body = BindResponse),
-        BodyProblems,
-        (status = 422, description = "`invalid_phone_number` or `phone_number_rejected`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        CallerProblems,
+        BindProblems,
     )
 )]
 pub async fn bind(
@@ -123,10 +118,7 @@ pub async fn bind(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The number is verified", body = PhoneNumberResponse),
-        BodyProblems,
-        (status = 422, description = "`invalid_verification_token`, `verification_token_expired` or `invalid_code`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`too_many_attempts`, with `Retry-After`", body = Problem, content_type = "application/problem+json"),
-        CallerProblems,
+        CompleteProblems,
     )
 )]
 pub async fn complete(
@@ -141,9 +133,7 @@ pub async fn complete(
         app.sealer
             .open(&body.verification_token, &caller.subject, caller.user, now)?;
     let code = check_code(&body.code)?;
-    let key = verification.attempt_key();
-    let keep = verification.remaining(now);
-    admit_attempt(&app, &key, keep).await?;
+    let attempt = app.limits.attempt(&verification, now).await?;
     let outcome = autoshares
         .complete(
             verification.user,
@@ -152,7 +142,11 @@ pub async fn complete(
             request_id.as_str(),
         )
         .await;
-    let status = settle_attempt(&app, &key, keep, outcome).await?;
+    attempt.settle(verdict(&outcome)).await;
+    let status = outcome.map_err(|error| match error {
+        UpstreamError::Rejected { .. } => ApiError::InvalidCode,
+        other => other.into(),
+    })?;
     tracing::info!(phone = %verification.phone, "binding completed");
     Ok(web::Json(status.into()))
 }
@@ -166,37 +160,13 @@ fn check_code(code: &str) -> Result<&str, ApiError> {
     Ok(code)
 }
 
-/// Takes one code attempt for the token, or says why it may not have one.
-async fn admit_attempt(app: &AppState, key: &str, keep: Duration) -> Result<(), ApiError> {
-    match app
-        .limits
-        .begin_attempt(key, app.verify_attempts, keep)
-        .await?
-    {
-        Attempt::Allowed => Ok(()),
-        Attempt::Exhausted => Err(LimitError::AttemptsExhausted { retry_after: keep }.into()),
-        Attempt::Used => Err(TokenError::Used.into()),
-    }
-}
-
-/// Records what AutoShares said of the code: a success closes the token, a rejection keeps
-/// the attempt counted, and a failure that judged nothing gives the attempt back.
-async fn settle_attempt(
-    app: &AppState,
-    key: &str,
-    keep: Duration,
-    outcome: Result<PhoneStatus, UpstreamError>,
-) -> Result<PhoneStatus, ApiError> {
+/// What an answer to step 2 says of the code: a 4xx judged it wrong; any other failure
+/// judged nothing.
+fn verdict(outcome: &Result<PhoneStatus, UpstreamError>) -> Verdict {
     match outcome {
-        Ok(status) => {
-            app.limits.mark_used(key, keep).await?;
-            Ok(status)
-        }
-        Err(UpstreamError::Rejected { .. }) => Err(ApiError::InvalidCode),
-        Err(other) => {
-            app.limits.refund_attempt(key, keep).await?;
-            Err(other.into())
-        }
+        Ok(_) => Verdict::Accepted,
+        Err(UpstreamError::Rejected { .. }) => Verdict::Refused,
+        Err(_) => Verdict::Unjudged,
     }
 }
 
@@ -208,8 +178,7 @@ async fn settle_attempt(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user's number and its state", body = PhoneNumberResponse),
-        (status = 404, description = "`no_phone_number`", body = Problem, content_type = "application/problem+json"),
-        CallerProblems,
+        ReadProblems,
     )
 )]
 pub async fn read(
@@ -231,7 +200,7 @@ pub async fn read(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The number is removed"),
-        CallerProblems,
+        UnbindProblems,
     )
 )]
 pub async fn unbind(

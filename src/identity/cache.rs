@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::upstream::AutosharesUserId;
+use crate::ids::{AutosharesUserId, Subject};
 
 const MAX_ENTRIES: usize = 100_000;
 
 pub struct LinkCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Option<AutosharesUserId>, Instant)>>,
+    entries: Mutex<HashMap<Subject, (Option<AutosharesUserId>, Instant)>>,
 }
 
 impl LinkCache {
@@ -23,7 +23,7 @@ impl LinkCache {
     }
 
     /// `Some(answer)` on a hit, where the answer may be "not linked".
-    pub fn get(&self, subject: &str) -> Option<Option<AutosharesUserId>> {
+    pub fn get(&self, subject: &Subject) -> Option<Option<AutosharesUserId>> {
         let entries = self.entries.lock().expect("link cache lock poisoned");
         entries
             .get(subject)
@@ -31,7 +31,7 @@ impl LinkCache {
             .map(|(user, _)| *user)
     }
 
-    pub fn put(&self, subject: &str, user: Option<AutosharesUserId>) {
+    pub fn put(&self, subject: &Subject, user: Option<AutosharesUserId>) {
         let mut entries = self.entries.lock().expect("link cache lock poisoned");
         if entries.len() >= MAX_ENTRIES {
             let ttl = self.ttl;
@@ -40,10 +40,10 @@ impl LinkCache {
                 entries.clear();
             }
         }
-        entries.insert(subject.to_owned(), (user, Instant::now()));
+        entries.insert(subject.clone(), (user, Instant::now()));
     }
 
-    pub fn forget(&self, subject: &str) {
+    pub fn forget(&self, subject: &Subject) {
         self.entries
             .lock()
             .expect("link cache lock poisoned")
@@ -58,13 +58,14 @@ mod tests {
     #[test]
     fn entries_expire_and_can_be_forgotten() {
         let cache = LinkCache::new(Duration::from_millis(50));
-        cache.put("a", Some(AutosharesUserId(1)));
-        cache.put("b", None);
-        assert_eq!(cache.get("a"), Some(Some(AutosharesUserId(1))));
-        assert_eq!(cache.get("b"), Some(None), "a cached miss");
-        cache.forget("a");
-        assert_eq!(cache.get("a"), None);
+        let (a, b) = (Subject::from("a"), Subject::from("b"));
+        cache.put(&a, Some(AutosharesUserId(1)));
+        cache.put(&b, None);
+        assert_eq!(cache.get(&a), Some(Some(AutosharesUserId(1))));
+        assert_eq!(cache.get(&b), Some(None), "a cached miss");
+        cache.forget(&a);
+        assert_eq!(cache.get(&a), None);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(cache.get("b"), None, "expired");
+        assert_eq!(cache.get(&b), None, "expired");
     }
 }

@@ -7,11 +7,10 @@ mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::auth::Caller;
+use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
-use crate::upstream::AutosharesUserId;
 
 pub use cache::LinkCache;
 pub use store::{LinkStore, StoreError};
@@ -46,11 +45,14 @@ impl Identity {
         }
     }
 
-    /// The AutoShares user id of `caller`.
-    pub async fn resolve(&self, caller: &Caller) -> Result<AutosharesUserId, LinkError> {
+    /// The AutoShares user id of the caller `subject`, whose JWT carries `claims`.
+    pub async fn resolve(
+        &self,
+        subject: &Subject,
+        claims: &Map<String, Value>,
+    ) -> Result<AutosharesUserId, LinkError> {
         match self {
-            Self::Claim(name) => caller
-                .claims
+            Self::Claim(name) => claims
                 .get(name)
                 .and_then(user_id_from_claim)
                 .ok_or(LinkError::NotLinked),
@@ -59,13 +61,13 @@ impl Identity {
                 cache,
                 metrics,
             } => {
-                let cached = cache.get(&caller.subject);
+                let cached = cache.get(subject);
                 metrics.link_cache(cached.is_some());
                 let found = match cached {
                     Some(found) => found,
                     None => {
-                        let found = store.fetch_link(&caller.subject).await?;
-                        cache.put(&caller.subject, found);
+                        let found = store.fetch_link(subject).await?;
+                        cache.put(subject, found);
                         found
                     }
                 };
@@ -75,7 +77,7 @@ impl Identity {
     }
 
     /// Drops any cached answer for `subject` after this process changed its link.
-    pub fn forget(&self, subject: &str) {
+    pub fn forget(&self, subject: &Subject) {
         if let Self::Database { cache, .. } = self {
             cache.forget(subject);
         }

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-use crate::upstream::AutosharesUserId;
+use crate::ids::{AutosharesUserId, Subject};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -51,19 +51,26 @@ impl LinkStore {
         Ok(())
     }
 
-    pub async fn fetch_link(&self, subject: &str) -> Result<Option<AutosharesUserId>, StoreError> {
+    pub async fn fetch_link(
+        &self,
+        subject: &Subject,
+    ) -> Result<Option<AutosharesUserId>, StoreError> {
         let id: Option<i64> =
             sqlx::query_scalar("SELECT autoshares_user_id FROM user_links WHERE subject = $1")
-                .bind(subject)
+                .bind(subject.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(id.map(AutosharesUserId))
     }
 
     /// Creates or replaces the link of `subject`.
-    pub async fn save_link(&self, subject: &str, user: AutosharesUserId) -> Result<(), StoreError> {
+    pub async fn save_link(
+        &self,
+        subject: &Subject,
+        user: AutosharesUserId,
+    ) -> Result<(), StoreError> {
         sqlx::query(UPSERT)
-            .bind(subject)
+            .bind(subject.as_str())
             .bind(user.0)
             .bind(now_seconds())
             .execute(&self.pool)
@@ -72,16 +79,16 @@ impl LinkStore {
     }
 
     /// Removes the link of `subject`; answers whether there was one.
-    pub async fn delete_link(&self, subject: &str) -> Result<bool, StoreError> {
+    pub async fn delete_link(&self, subject: &Subject) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM user_links WHERE subject = $1")
-            .bind(subject)
+            .bind(subject.as_str())
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Creates or replaces every link in one transaction: all or nothing.
-    pub async fn import(&self, links: &[(String, AutosharesUserId)]) -> Result<(), StoreError> {
+    pub async fn import(&self, links: &[(Subject, AutosharesUserId)]) -> Result<(), StoreError> {
         let now = now_seconds();
         let mut tx = self.pool.begin().await?;
         for (subject, user) in links {

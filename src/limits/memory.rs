@@ -13,7 +13,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 
-use super::{Admission, Attempt, Quota};
+use crate::config::Quota;
+
+use super::{Admission, Attempt};
 
 type Keyed<C> =
     RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;

@@ -1,22 +1,22 @@
 //! Rate limits (CONTRACT.md §2, §6): binds per AutoShares user and per phone number, and
-//! wrong codes per verification token. [`Limits`] is the one interface the handlers see;
+//! the life of a code attempt (taken, given back when AutoShares judged nothing, closed on
+//! success). [`Limits`] is the one interface the handlers see;
 //! the state lives in this process (`memory.rs`) or in Redis for all replicas (`redis.rs`).
 
 mod memory;
-mod quota;
 mod redis;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use memory::MemoryLimits;
-pub use quota::{Quota, QuotaError};
 pub use redis::{RedisLimitError, RedisLimits};
 
 use crate::config::OnBackendError;
+use crate::ids::AutosharesUserId;
 use crate::metrics::Metrics;
 use crate::phone::PhoneNumber;
-use crate::upstream::AutosharesUserId;
+use crate::verification::Verification;
 
 /// What a code attempt may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,53 @@ pub enum Attempt {
     Exhausted,
     /// The token completed a binding.
     Used,
+}
+
+/// What AutoShares made of a code, as far as the attempt count cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The code was right: the token is closed.
+    Accepted,
+    /// AutoShares judged the code wrong: the attempt stays counted.
+    Refused,
+    /// AutoShares judged nothing: the attempt is given back.
+    Unjudged,
+}
+
+/// One code attempt taken by [`Limits::attempt`], waiting for its [`Verdict`].
+pub struct AttemptGuard<'a> {
+    limits: &'a Limits,
+    key: String,
+    keep: Duration,
+}
+
+impl AttemptGuard<'_> {
+    /// Records the verdict. A lost refund or close is logged, not failed: the request's
+    /// answer is already decided by then.
+    pub async fn settle(self, verdict: Verdict) {
+        let Self { limits, key, keep } = self;
+        let what = match verdict {
+            Verdict::Refused => return,
+            Verdict::Accepted => "close a used verification token",
+            Verdict::Unjudged => "give back a code attempt",
+        };
+        let outcome = match &limits.backend {
+            Backend::Memory(memory) => {
+                match verdict {
+                    Verdict::Accepted => memory.mark_used(&key, keep),
+                    _ => memory.refund_attempt(&key, keep),
+                }
+                Ok(())
+            }
+            Backend::Redis(redis) => match verdict {
+                Verdict::Accepted => redis.mark_used(&key, keep).await,
+                _ => redis.refund_attempt(&key, keep).await,
+            },
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(error = %error, "could not {what}");
+        }
+    }
 }
 
 /// What a limit check decided.
@@ -48,6 +95,8 @@ pub enum LimitError {
     },
     #[error("too many wrong codes for this verification token")]
     AttemptsExhausted { retry_after: Duration },
+    #[error("the verification token already completed a binding")]
+    TokenUsed,
     #[error("the limiter backend cannot answer")]
     Unavailable,
 }
@@ -62,16 +111,23 @@ pub enum Backend {
 pub struct Limits {
     backend: Backend,
     on_backend_error: OnBackendError,
+    verify_attempts: u32,
     metrics: Arc<Metrics>,
 }
 
 impl Limits {
     /// `on_backend_error` decides what a bind does when Redis cannot answer; code attempts
-    /// are always refused then, since an open counter would allow guessing codes.
-    pub fn new(backend: Backend, on_backend_error: OnBackendError, metrics: Arc<Metrics>) -> Self {
+    /// are always refused then. `verify_attempts` wrong codes spend a verification token.
+    pub fn new(
+        backend: Backend,
+        on_backend_error: OnBackendError,
+        verify_attempts: u32,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             backend,
             on_backend_error,
+            verify_attempts,
             metrics,
         }
     }
@@ -100,56 +156,41 @@ impl Limits {
         }
     }
 
-    /// Takes one code attempt for a verification token (named by `token_key`), refusing
-    /// once `max` were taken or the token completed a binding.
-    pub async fn begin_attempt(
+    /// Takes one code attempt for `verification` at `now` (CONTRACT.md §2): refused once
+    /// `rate_limit.verify_attempts` were counted, or once the token completed a binding.
+    /// The guard must be settled with what AutoShares made of the code.
+    pub async fn attempt(
         &self,
-        token_key: &str,
-        max: u32,
-        keep: Duration,
-    ) -> Result<Attempt, LimitError> {
+        verification: &Verification,
+        now: SystemTime,
+    ) -> Result<AttemptGuard<'_>, LimitError> {
+        let key = verification.attempt_key();
+        let keep = verification.remaining(now);
+        let max = self.verify_attempts;
         let attempt = match &self.backend {
-            Backend::Memory(memory) => memory.begin_attempt(token_key, max, keep),
-            Backend::Redis(redis) => match redis.begin_attempt(token_key, max, keep).await {
+            Backend::Memory(memory) => memory.begin_attempt(&key, max, keep),
+            Backend::Redis(redis) => match redis.begin_attempt(&key, max, keep).await {
                 Ok(attempt) => attempt,
                 Err(error) => {
+                    // Code attempts fail closed whatever on_backend_error says: an open
+                    // counter would allow guessing codes.
                     self.backend_failed(&error, OnBackendError::Deny)?;
                     return Err(LimitError::Unavailable);
                 }
             },
         };
-        if attempt == Attempt::Exhausted {
-            self.metrics.rejected("verify_attempts");
-        }
-        Ok(attempt)
-    }
-
-    /// Returns an attempt whose code AutoShares never judged.
-    pub async fn refund_attempt(&self, token_key: &str, keep: Duration) -> Result<(), LimitError> {
-        match &self.backend {
-            Backend::Memory(memory) => memory.refund_attempt(token_key, keep),
-            Backend::Redis(redis) => {
-                if let Err(error) = redis.refund_attempt(token_key, keep).await {
-                    // Losing a refund costs the user one attempt; the request failed anyway.
-                    tracing::warn!(error = %error, "could not give back a code attempt");
-                }
+        match attempt {
+            Attempt::Allowed => Ok(AttemptGuard {
+                limits: self,
+                key,
+                keep,
+            }),
+            Attempt::Exhausted => {
+                self.metrics.rejected("verify_attempts");
+                Err(LimitError::AttemptsExhausted { retry_after: keep })
             }
+            Attempt::Used => Err(LimitError::TokenUsed),
         }
-        Ok(())
-    }
-
-    /// Closes a token that completed its binding.
-    pub async fn mark_used(&self, token_key: &str, keep: Duration) -> Result<(), LimitError> {
-        match &self.backend {
-            Backend::Memory(memory) => memory.mark_used(token_key, keep),
-            Backend::Redis(redis) => {
-                if let Err(error) = redis.mark_used(token_key, keep).await {
-                    // AutoShares already answered Active; a replay now only repeats that.
-                    tracing::warn!(error = %error, "could not close a used verification token");
-                }
-            }
-        }
-        Ok(())
     }
 
     /// `None` when no shared backend is used, else whether it answers.

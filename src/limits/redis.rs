@@ -12,7 +12,9 @@ use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Admission, Attempt, Quota};
+use crate::config::Quota;
+
+use super::{Admission, Attempt};
 
 /// How long one Redis round trip (or connecting) may take before the check fails.
 const TIMEOUT: Duration = Duration::from_millis(500);

@@ -9,12 +9,12 @@ mod session;
 mod transport;
 mod wire;
 
-use std::fmt;
 use std::sync::Arc;
 
 use awc::http::{Method, StatusCode};
 
 use crate::config::UpstreamSettings;
+use crate::ids::{AutosharesUserId, UpstreamTokenId};
 use crate::metrics::Metrics;
 use crate::phone::PhoneNumber;
 
@@ -22,26 +22,6 @@ use transport::{Answer, Call};
 
 use breaker::Breaker;
 use session::{ServiceToken, Session};
-
-/// AutoShares' own integer user id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AutosharesUserId(pub i64);
-
-impl fmt::Display for AutosharesUserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// The token id AutoShares hands out in step 1 (`m_Item2`) and expects in step 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UpstreamTokenId(pub i64);
-
-impl fmt::Display for UpstreamTokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UpstreamError {

@@ -1,7 +1,7 @@
 //! The link store on both databases it supports.
 
 use autoshares_bff::identity::LinkStore;
-use autoshares_bff::upstream::AutosharesUserId;
+use autoshares_bff::ids::AutosharesUserId;
 use secrecy::SecretString;
 
 use crate::helpers::TestDatabase;
@@ -12,41 +12,51 @@ async fn exercise(database: TestDatabase) {
     store.migrate().await.expect("migrating twice is harmless");
     store.ping().await.unwrap();
 
-    assert_eq!(store.fetch_link("a").await.unwrap(), None);
-    store.save_link("a", AutosharesUserId(1)).await.unwrap();
-    store.save_link("a", AutosharesUserId(2)).await.unwrap();
+    assert_eq!(store.fetch_link(&"a".into()).await.unwrap(), None);
+    store
+        .save_link(&"a".into(), AutosharesUserId(1))
+        .await
+        .unwrap();
+    store
+        .save_link(&"a".into(), AutosharesUserId(2))
+        .await
+        .unwrap();
     assert_eq!(
-        store.fetch_link("a").await.unwrap(),
+        store.fetch_link(&"a".into()).await.unwrap(),
         Some(AutosharesUserId(2)),
         "replaced"
     );
 
     let links = vec![
-        ("b".to_owned(), AutosharesUserId(3)),
-        ("a".to_owned(), AutosharesUserId(4)),
+        ("b".into(), AutosharesUserId(3)),
+        ("a".into(), AutosharesUserId(4)),
     ];
     store.import(&links).await.unwrap();
     assert_eq!(
-        store.fetch_link("a").await.unwrap(),
+        store.fetch_link(&"a".into()).await.unwrap(),
         Some(AutosharesUserId(4))
     );
     assert_eq!(
-        store.fetch_link("b").await.unwrap(),
+        store.fetch_link(&"b".into()).await.unwrap(),
         Some(AutosharesUserId(3))
     );
 
     let broken = vec![
-        ("c".to_owned(), AutosharesUserId(5)),
-        ("d".to_owned(), AutosharesUserId(-1)),
+        ("c".into(), AutosharesUserId(5)),
+        ("d".into(), AutosharesUserId(-1)),
     ];
     assert!(
         store.import(&broken).await.is_err(),
         "the table refuses a non-positive id"
     );
-    assert_eq!(store.fetch_link("c").await.unwrap(), None, "all or nothing");
+    assert_eq!(
+        store.fetch_link(&"c".into()).await.unwrap(),
+        None,
+        "all or nothing"
+    );
 
-    assert!(store.delete_link("a").await.unwrap());
-    assert!(!store.delete_link("a").await.unwrap());
+    assert!(store.delete_link(&"a".into()).await.unwrap());
+    assert!(!store.delete_link(&"a".into()).await.unwrap());
     store.close().await;
 }
 

@@ -6,7 +6,6 @@
 
 use std::net::TcpListener;
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
@@ -144,10 +143,5 @@ pub fn unix_now() -> u64 {
 
 /// An HS256 JWT with `claims`, signed with `secret`.
 pub fn hs256_jwt(secret: &str, claims: &Value) -> String {
-    encode(
-        &Header::default(),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    autoshares_bff::auth::mint_hs256(secret.as_bytes(), claims).unwrap()
 }

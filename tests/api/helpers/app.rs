@@ -1,220 +1,19 @@
-//! Test harness: each test gets its own service on random ports, its own database
-//! (a temporary SQLite file, or a fresh PostgreSQL database when `BFF_TEST_DATABASE_URL`
-//! is set), a random signing secret, and a fake AutoShares over real HTTP: the sandbox
-//! for stateful flows, or a scripted server for faults.
+//! The service under test, started on random ports, and a client helper per route.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use autoshares_bff::auth::mint_hs256;
 use autoshares_bff::config::{Settings, Sources};
-use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig, SeenRequest as Seen};
+use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig};
 use autoshares_bff::startup::{self, Listeners};
-use base64::Engine as _;
-use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::{Value, json};
+
+use super::{TestDatabase, now, random_hex, random_key_base64};
 
 pub const ISSUER: &str = "https://id.example.test";
 pub const AUDIENCE: &str = "autoshares-bff";
 pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f";
-
-pub fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buffer).unwrap();
-    buffer.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn random_key_base64() -> String {
-    let mut key = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut key).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(key)
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A database for one test: a temporary SQLite file, or a new PostgreSQL database.
-pub struct TestDatabase {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestDatabase {
-    pub async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/links.db", dir.path().display());
-        Self {
-            url,
-            _dir: Some(dir),
-        }
-    }
-
-    /// A fresh database on the server of `BFF_TEST_DATABASE_URL`, or `None` when unset.
-    pub async fn postgres() -> Option<Self> {
-        let base = std::env::var("BFF_TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())?;
-        sqlx::any::install_default_drivers();
-        let name = format!("bff_test_{}", random_hex(6));
-        let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
-            .await
-            .expect("BFF_TEST_DATABASE_URL must reach PostgreSQL");
-        // The name is ours: `bff_test_` and random hex.
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        let (prefix, query) = base
-            .split_once('?')
-            .map_or((base.as_str(), None), |(p, q)| (p, Some(q)));
-        let root = &prefix[..prefix.rfind('/').expect("a database URL has a path")];
-        let url = match query {
-            Some(q) => format!("{root}/{name}?{q}"),
-            None => format!("{root}/{name}"),
-        };
-        Some(Self { url, _dir: None })
-    }
-
-    /// PostgreSQL when configured, else SQLite.
-    pub async fn for_test() -> Self {
-        match Self::postgres().await {
-            Some(db) => db,
-            None => Self::sqlite().await,
-        }
-    }
-}
-
-/// What the scripted AutoShares answers.
-#[derive(Clone)]
-pub struct Reply {
-    pub status: u16,
-    pub body: String,
-    pub delay: Duration,
-}
-
-impl Reply {
-    pub fn json(status: u16, body: Value) -> Self {
-        Self {
-            status,
-            body: body.to_string(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    pub fn raw(status: u16, body: &str) -> Self {
-        Self {
-            status,
-            body: body.to_owned(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    pub fn after(mut self, delay: Duration) -> Self {
-        self.delay = delay;
-        self
-    }
-
-    /// A documented bind answer.
-    pub fn bound(phone: &str, token_id: i64) -> Self {
-        Self::json(
-            200,
-            json!({
-                "m_Item1": {"PhoneNumber": phone, "PhoneNumberState": "NotVerified"},
-                "m_Item2": token_id
-            }),
-        )
-    }
-}
-
-type Script = dyn Fn(usize, &Seen) -> Reply + Send + Sync;
-
-/// A fake AutoShares whose answers a test scripts: logins answer `login`, phone calls
-/// answer `phone` with the call's number (0-based) among phone calls.
-pub struct Scripted {
-    pub base_url: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    logins: Arc<AtomicUsize>,
-}
-
-impl Scripted {
-    pub fn start(
-        login: impl Fn(usize) -> Reply + Send + Sync + 'static,
-        phone: impl Fn(usize, &Seen) -> Reply + Send + Sync + 'static,
-    ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let logins: Arc<AtomicUsize> = Arc::default();
-        let phone_calls: Arc<AtomicUsize> = Arc::default();
-        let login: Arc<dyn Fn(usize) -> Reply + Send + Sync> = Arc::new(login);
-        let phone: Arc<Script> = Arc::new(phone);
-        let state = (seen.clone(), logins.clone(), phone_calls, login, phone);
-        let server = HttpServer::new(move || {
-            let state = state.clone();
-            App::new().default_service(web::to(move |request: HttpRequest| {
-                let (seen, logins, phone_calls, login, phone) = state.clone();
-                async move {
-                    let request_seen = Seen::of(&request);
-                    seen.lock().unwrap().push(request_seen.clone());
-                    let reply =
-                        if request_seen.path.ends_with("/token") && request_seen.method == "POST" {
-                            login(logins.fetch_add(1, Ordering::SeqCst))
-                        } else {
-                            phone(phone_calls.fetch_add(1, Ordering::SeqCst), &request_seen)
-                        };
-                    if !reply.delay.is_zero() {
-                        tokio::time::sleep(reply.delay).await;
-                    }
-                    HttpResponse::build(
-                        actix_web::http::StatusCode::from_u16(reply.status).unwrap(),
-                    )
-                    .content_type("application/json")
-                    .body(reply.body)
-                }
-            }))
-        })
-        .workers(2)
-        .disable_signals()
-        .shutdown_timeout(0)
-        .listen(listener)
-        .unwrap()
-        .run();
-        actix_web::rt::spawn(server);
-        Self {
-            base_url: format!("http://{addr}/api"),
-            seen,
-            logins,
-        }
-    }
-
-    /// Logins succeed with `scripted-token-N`.
-    pub fn good_login(n: usize) -> Reply {
-        Reply::json(
-            200,
-            json!({"State": "Succeeded", "Token": format!("scripted-token-{}", n + 1)}),
-        )
-    }
-
-    pub fn logins(&self) -> usize {
-        self.logins.load(Ordering::SeqCst)
-    }
-
-    pub fn phone_calls(&self) -> Vec<Seen> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| !s.path.ends_with("/token"))
-            .cloned()
-            .collect()
-    }
-}
 
 /// Where the service under test sends its AutoShares calls.
 pub enum Upstream {
@@ -382,12 +181,7 @@ impl TestApp {
 
     /// A JWT with these claims (HS256, the app's secret).
     pub fn jwt(&self, claims: Value) -> String {
-        encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(self.hs256_secret.as_bytes()),
-        )
-        .unwrap()
+        mint_hs256(self.hs256_secret.as_bytes(), &claims).unwrap()
     }
 
     /// Valid claims for `subject`.
@@ -514,83 +308,4 @@ pub fn redis_options(url: &str) -> Options {
         .with("rate_limit.backend", "redis")
         .with("redis.url", url)
         .with("redis.key_prefix", format!("bff-test-{}:", random_hex(6)))
-}
-
-/// A TCP forwarder on a fixed local port that a test can take down and bring back, so a
-/// service loses its database or Redis and gets it back at the same address.
-pub struct TcpProxy {
-    pub port: u16,
-    target: String,
-    tasks: Arc<Mutex<Vec<actix_web::rt::task::JoinHandle<()>>>>,
-}
-
-impl TcpProxy {
-    pub async fn start(target: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Self {
-            port: listener.local_addr().unwrap().port(),
-            target: target.to_owned(),
-            tasks: Arc::default(),
-        };
-        proxy.serve(listener);
-        proxy
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let target = self.target.clone();
-        let tasks = self.tasks.clone();
-        let accept = actix_web::rt::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let target = target.clone();
-                let connection = actix_web::rt::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                tasks.lock().unwrap().push(connection);
-            }
-        });
-        self.tasks.lock().unwrap().push(accept);
-    }
-
-    /// Closes the port and every connection through it.
-    pub fn stop(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-
-    /// Listens on the same port again.
-    pub async fn resume(&self) {
-        let mut tries = 0;
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(listener) => break listener,
-                Err(error) if tries < 50 => {
-                    tries += 1;
-                    let _ = error;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(error) => panic!("cannot listen on {} again: {error}", self.port),
-            }
-        };
-        self.serve(listener);
-    }
-}
-
-/// Polls `path` on the admin listener until it answers `status`, or panics after 10 s.
-pub async fn wait_for_status(app: &TestApp, path: &str, status: u16) -> Answer {
-    let mut last = None;
-    for _ in 0..100 {
-        let answer = app.admin_get(path, None).await;
-        if answer.status == status {
-            return answer;
-        }
-        last = Some(answer);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{path} never answered {status}: {last:?}");
 }

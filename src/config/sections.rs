@@ -1,0 +1,303 @@
+//! One typed struct per section of CONTRACT.md §6, each with the one function that reads
+//! its keys: every key is named once, with its default beside it, and checked where it is
+//! read. Nothing here knows which command runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretBox, SecretString};
+
+use super::ConfigError;
+use super::layers::{Layers, sealing_key};
+use super::quota::Quota;
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub admin_listen: String,
+    pub shutdown_grace: Duration,
+}
+
+impl ServerSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen: l.address("server.listen", "0.0.0.0:8080")?,
+            admin_listen: l.address("server.admin_listen", "0.0.0.0:9090")?,
+            shutdown_grace: l.seconds("server.shutdown_grace_s", 10)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub api_version: String,
+    pub app_key: SecretString,
+    pub username: String,
+    pub password: SecretString,
+    pub timeout: Duration,
+    pub circuit_failures: u32,
+    pub circuit_open: Duration,
+}
+
+impl UpstreamSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        let base_url = l.required_text("upstream.base_url")?;
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::key(
+                "upstream.base_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        Ok(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            api_version: l.text("upstream.api_version", "1.0")?,
+            app_key: l.required_secret("upstream.app_key")?,
+            username: l.required_text("upstream.username")?,
+            password: l.required_secret("upstream.password")?,
+            timeout: l.positive_millis("upstream.timeout_ms", 5000)?,
+            circuit_failures: l.positive("upstream.circuit_failures", 5u32)?,
+            circuit_open: l.seconds("upstream.circuit_open_s", 30)?,
+        })
+    }
+}
+
+/// Where the keys that sign end users' JWTs come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    Hs256(SecretString),
+    PublicKeyFile(PathBuf),
+    JwksUrl(String),
+    JwksFile(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub issuer: String,
+    pub audience: String,
+    pub key: KeySource,
+    pub jwks_refresh: Duration,
+    pub leeway: Duration,
+}
+
+impl AuthSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        let issuer = l.required_text("auth.issuer");
+        let audience = l.required_text("auth.audience");
+        let mut sources: Vec<KeySource> = [
+            l.secret("auth.hs256_secret")?.map(KeySource::Hs256),
+            l.path("auth.public_key_file")?
+                .map(KeySource::PublicKeyFile),
+            l.optional_text("auth.jwks_url")?.map(KeySource::JwksUrl),
+            l.path("auth.jwks_file")?.map(KeySource::JwksFile),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let jwks_refresh = l
+            .seconds("auth.jwks_refresh_s", 300)?
+            .max(Duration::from_secs(1));
+        let leeway = l.seconds("auth.leeway_s", 30)?;
+        if sources.len() != 1 {
+            return Err(ConfigError(
+                "auth.hs256_secret: set exactly one of auth.hs256_secret, auth.public_key_file, \
+                 auth.jwks_url, auth.jwks_file"
+                    .to_owned(),
+            ));
+        }
+        Ok(Self {
+            issuer: issuer?,
+            audience: audience?,
+            key: sources.remove(0),
+            jwks_refresh,
+            leeway,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentitySource {
+    Database,
+    /// The name of the claim that carries the AutoShares user id.
+    Claim(String),
+}
+
+impl IdentitySource {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        let source = l.choice("identity.source", &["database", "claim"])?;
+        let claim = l.text("identity.claim", "autoshares_user_id")?;
+        Ok(match source {
+            "claim" => Self::Claim(claim),
+            _ => Self::Database,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+}
+
+impl DatabaseSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        let url = l.secret_or("database.url", "sqlite://data/autoshares-bff.db?mode=rwc")?;
+        let text = url.expose_secret();
+        if !(text.starts_with("sqlite:")
+            || text.starts_with("postgres://")
+            || text.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "database.url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+        Ok(Self { url })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnBackendError {
+    Deny,
+    Allow,
+}
+
+#[derive(Debug, Clone)]
+pub enum LimitBackend {
+    Memory,
+    Redis {
+        url: SecretString,
+        /// Put before every key, so deployments (and tests) can share one Redis.
+        key_prefix: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimitSettings {
+    pub backend: LimitBackend,
+    pub bind_per_user: Quota,
+    pub bind_per_phone: Quota,
+    pub verify_attempts: u32,
+    pub on_backend_error: OnBackendError,
+}
+
+impl RateLimitSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        let backend = l.choice("rate_limit.backend", &["memory", "redis"])?;
+        let redis_url = l.secret("redis.url")?;
+        let key_prefix = l.text("redis.key_prefix", "autoshares-bff:")?;
+        let backend = match backend {
+            "redis" => LimitBackend::Redis {
+                url: redis_url.ok_or_else(|| {
+                    ConfigError::key("redis.url", "is required when rate_limit.backend is redis")
+                })?,
+                key_prefix,
+            },
+            _ => LimitBackend::Memory,
+        };
+        Ok(Self {
+            backend,
+            bind_per_user: l.quota("rate_limit.bind_per_user", "5/hour")?,
+            bind_per_phone: l.quota("rate_limit.bind_per_phone", "10/day")?,
+            verify_attempts: l.positive("rate_limit.verify_attempts", 5u32)?,
+            on_backend_error: match l.choice("rate_limit.on_backend_error", &["deny", "allow"])? {
+                "allow" => OnBackendError::Allow,
+                _ => OnBackendError::Deny,
+            },
+        })
+    }
+}
+
+/// A 32-byte key for sealing verification tokens.
+pub type SealingKey = SecretBox<[u8; 32]>;
+
+#[derive(Debug)]
+pub struct VerificationSettings {
+    pub token_secret: SealingKey,
+    /// Keys that still open tokens sealed before a rotation.
+    pub previous_token_secrets: Vec<SealingKey>,
+    pub token_ttl: Duration,
+}
+
+impl VerificationSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        const KEY: &str = "verification.token_secret";
+        const PREVIOUS: &str = "verification.previous_token_secrets";
+        let current = l.required_secret(KEY)?;
+        let previous = l.list(PREVIOUS)?.unwrap_or_default();
+        Ok(Self {
+            token_secret: sealing_key(KEY, current.expose_secret())?,
+            previous_token_secrets: previous
+                .iter()
+                .map(|text| sealing_key(PREVIOUS, text))
+                .collect::<Result<_, _>>()?,
+            token_ttl: l.positive_seconds("verification.token_ttl_s", 600)?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PhoneSettings {
+    /// ISO 3166 alpha-2 codes, upper case; `None` allows every country.
+    pub allowed_countries: Option<Vec<String>>,
+}
+
+impl PhoneSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        const KEY: &str = "phone.allowed_countries";
+        let Some(items) = l.list(KEY)? else {
+            return Ok(Self::default());
+        };
+        let countries = items
+            .iter()
+            .map(|item| {
+                let code = item.to_ascii_uppercase();
+                match code.parse::<phonenumber::country::Id>() {
+                    Ok(_) => Ok(code),
+                    Err(_) => Err(ConfigError::key(
+                        KEY,
+                        &format!("has an unknown country code `{item}`"),
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            allowed_countries: Some(countries),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl LogSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        Ok(Self {
+            format: match l.choice("log.format", &["json", "pretty"])? {
+                "pretty" => LogFormat::Pretty,
+                _ => LogFormat::Json,
+            },
+            level: l.text("log.level", "info")?,
+        })
+    }
+}
+
+/// The admin API's bearer token; the API is absent without one.
+pub fn admin_token(l: &Layers) -> Result<Option<SecretString>, ConfigError> {
+    l.secret("admin.token")
+}
+
+/// Where the sandbox of `dev` and `sandbox` listens.
+pub fn sandbox_listen(l: &Layers) -> Result<String, ConfigError> {
+    l.address("sandbox.listen", "127.0.0.1:8081")
+}

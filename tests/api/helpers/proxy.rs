@@ -1,0 +1,69 @@
+//! A TCP forwarder that a test can take down and bring back.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A TCP forwarder on a fixed local port that a test can take down and bring back, so a
+/// service loses its database or Redis and gets it back at the same address.
+pub struct TcpProxy {
+    pub port: u16,
+    target: String,
+    tasks: Arc<Mutex<Vec<actix_web::rt::task::JoinHandle<()>>>>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Self {
+            port: listener.local_addr().unwrap().port(),
+            target: target.to_owned(),
+            tasks: Arc::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let target = self.target.clone();
+        let tasks = self.tasks.clone();
+        let accept = actix_web::rt::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                let connection = actix_web::rt::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(connection);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Closes the port and every connection through it.
+    pub fn stop(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Listens on the same port again.
+    pub async fn resume(&self) {
+        let mut tries = 0;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(listener) => break listener,
+                Err(error) if tries < 50 => {
+                    tries += 1;
+                    let _ = error;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => panic!("cannot listen on {} again: {error}", self.port),
+            }
+        };
+        self.serve(listener);
+    }
+}
