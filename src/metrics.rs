@@ -7,6 +7,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -39,6 +40,24 @@ struct LimitLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CountryLabels {
+    /// An ISO 3166 alpha-2 code: about 250 values at most.
+    country: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: &'static str,
+    /// `refused` or `shadow`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScopeLabels {
+    scope: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -60,6 +79,10 @@ pub struct Metrics {
     limiter_errors: Family<OutcomeLabels, Counter>,
     logins: Family<OutcomeLabels, Counter>,
     link_cache: Family<OutcomeLabels, Counter>,
+    sms_sends: Family<CountryLabels, Counter>,
+    completions: Family<CountryLabels, Counter>,
+    abuse_decisions: Family<RuleLabels, Counter>,
+    abuse_blocks: Family<ScopeLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -121,8 +144,36 @@ impl Metrics {
             "Subject-to-user-id lookups by cache outcome (hit or miss)",
             Clone::clone(&link_cache),
         );
+        let sms_sends = Family::default();
+        registry.register(
+            "sms_sends",
+            "Binds admitted to AutoShares (each may send a paid SMS), by country",
+            Clone::clone(&sms_sends),
+        );
+        let completions = Family::default();
+        registry.register(
+            "bindings_completed",
+            "Bindings completed with the right code, by country",
+            Clone::clone(&completions),
+        );
+        let abuse_decisions = Family::default();
+        registry.register(
+            "abuse_decisions",
+            "Binds an abuse rule refused, or would have refused in shadow mode, by rule",
+            Clone::clone(&abuse_decisions),
+        );
+        let abuse_blocks = Family::default();
+        registry.register(
+            "abuse_blocks",
+            "Countries and prefixes the pumping breaker blocks now, by scope",
+            Clone::clone(&abuse_blocks),
+        );
         Self {
             registry,
+            sms_sends,
+            completions,
+            abuse_decisions,
+            abuse_blocks,
             requests,
             request_seconds,
             upstream_requests,
@@ -132,6 +183,33 @@ impl Metrics {
             logins,
             link_cache,
         }
+    }
+
+    /// A bind admitted to AutoShares: a send (CONTRACT.md §8).
+    pub fn sms_sent(&self, country: &str) {
+        let labels = CountryLabels {
+            country: country.to_owned(),
+        };
+        self.sms_sends.get_or_create(&labels).inc();
+    }
+
+    pub fn binding_completed(&self, country: &str) {
+        let labels = CountryLabels {
+            country: country.to_owned(),
+        };
+        self.completions.get_or_create(&labels).inc();
+    }
+
+    pub fn abuse_decision(&self, rule: &'static str, outcome: &'static str) {
+        self.abuse_decisions
+            .get_or_create(&RuleLabels { rule, outcome })
+            .inc();
+    }
+
+    pub fn abuse_blocks(&self, scope: &'static str, count: usize) {
+        self.abuse_blocks
+            .get_or_create(&ScopeLabels { scope })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// One answered request of the public API.

@@ -38,9 +38,38 @@ impl PhoneRules {
     }
 }
 
-/// A valid, SMS-capable number in E.164 form (`+13108904569`).
+/// A valid, SMS-capable number in E.164 form (`+13108904569`), with its country.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct PhoneNumber(String);
+pub struct PhoneNumber {
+    e164: String,
+    country: Country,
+}
+
+/// An ISO 3166 alpha-2 region as libphonenumber names it; `ZZ` when it names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Country([u8; 2]);
+
+impl Country {
+    const UNKNOWN: Self = Self(*b"ZZ");
+
+    fn of(parsed: &phonenumber::PhoneNumber) -> Self {
+        parsed
+            .country()
+            .id()
+            .and_then(|id| id.as_ref().as_bytes().try_into().ok())
+            .map_or(Self::UNKNOWN, Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("ZZ")
+    }
+}
+
+impl fmt::Display for Country {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl PhoneNumber {
     /// Normalises `input`: spaces, dashes, dots and parentheses are dropped; the rest must
@@ -75,23 +104,41 @@ impl PhoneNumber {
         ) {
             return Err(PhoneError::NotSmsCapable);
         }
-        if let Some(allowed) = &rules.allowed_countries {
-            let country = parsed.country().id().map(|id| id.as_ref().to_owned());
-            if !country.is_some_and(|code| allowed.contains(&code)) {
-                return Err(PhoneError::CountryNotAllowed);
-            }
+        let country = Country::of(&parsed);
+        if let Some(allowed) = &rules.allowed_countries
+            && !allowed.iter().any(|code| code == country.as_str())
+        {
+            return Err(PhoneError::CountryNotAllowed);
         }
-        Ok(Self(parsed.format().mode(Mode::E164).to_string()))
+        Ok(Self {
+            e164: parsed.format().mode(Mode::E164).to_string(),
+            country,
+        })
     }
 
-    /// Accepts a number that is already E.164 (from a sealed token or the store) as is.
+    /// Accepts a number that is already E.164 (from a sealed token) as is; only its
+    /// country is looked up again.
     pub fn from_trusted_e164(e164: String) -> Self {
-        Self(e164)
+        let country = phonenumber::parse(None, &e164)
+            .map(|parsed| Country::of(&parsed))
+            .unwrap_or(Country::UNKNOWN);
+        Self { e164, country }
     }
 
     /// The full number, for AutoShares and for the caller who sent it; never for logs.
     pub fn as_e164(&self) -> &str {
-        &self.0
+        &self.e164
+    }
+
+    /// The number's region (CONTRACT.md §8).
+    pub fn country(&self) -> Country {
+        self.country
+    }
+
+    /// The number without its last `drop_digits` digits (`+34635952910` -> `+3463595`).
+    pub fn prefix(&self, drop_digits: usize) -> &str {
+        let keep = self.e164.len().saturating_sub(drop_digits).max(2);
+        &self.e164[..keep.min(self.e164.len())]
     }
 }
 
@@ -114,13 +161,13 @@ pub fn mask(e164: &str) -> String {
 
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&mask(&self.0))
+        f.write_str(&mask(&self.e164))
     }
 }
 
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhoneNumber({})", mask(&self.0))
+        write!(f, "PhoneNumber({})", mask(&self.e164))
     }
 }
 

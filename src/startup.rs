@@ -19,7 +19,7 @@ use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, admin_routes};
 use crate::http::{AppState, RequestSpan, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
-use crate::limits::{Backend, Limits, MemoryLimits, RedisLimits};
+use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, RedisLimits};
 use crate::metrics::Metrics;
 use crate::phone::PhoneRules;
 use crate::upstream::Upstream;
@@ -88,17 +88,20 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     }
     let quotas = &settings.rate_limit;
     let backend = match &quotas.backend {
-        LimitBackend::Memory => Backend::Memory(MemoryLimits::new(
-            quotas.bind_per_user,
-            quotas.bind_per_phone,
-        )),
+        LimitBackend::Memory => Backend::Memory(MemoryLimits::new(&settings.abuse.safe)),
         LimitBackend::Redis { url, key_prefix } => Backend::Redis(
-            RedisLimits::new(url, key_prefix, quotas.bind_per_user, quotas.bind_per_phone)
-                .map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+            RedisLimits::new(url, key_prefix).map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
         ),
+    };
+    let policy = Policy {
+        per_user: quotas.bind_per_user,
+        per_phone: quotas.bind_per_phone,
+        abuse: settings.abuse.clone(),
     };
     let limits = Limits::new(
         backend,
+        policy,
+        KeyedHash::derive(&settings.verification.token_secret),
         quotas.on_backend_error,
         quotas.verify_attempts,
         Arc::clone(&metrics),

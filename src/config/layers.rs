@@ -195,6 +195,37 @@ impl Layers {
         Quota::parse(&self.text(key, default)?).map_err(|e| ConfigError::key(key, &e.to_string()))
     }
 
+    /// A quota with no default: `None` (off) when unset or `off`.
+    pub fn optional_quota(&self, key: &str) -> Result<Option<Quota>, ConfigError> {
+        match self.optional_text(key)?.as_deref() {
+            None | Some("off") => Ok(None),
+            Some(text) => Quota::parse(text)
+                .map(Some)
+                .map_err(|e| ConfigError::key(key, &e.to_string())),
+        }
+    }
+
+    /// A fraction from 0 to 1 with a default.
+    pub fn ratio(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+        self.record(key, Some(format!("{default:?}")));
+        let value = self
+            .value::<f64>(key, "a number from 0 to 1")?
+            .unwrap_or(default);
+        if !(0.0..=1.0).contains(&value) {
+            return Err(ConfigError::key(key, "must be a number from 0 to 1"));
+        }
+        Ok(value)
+    }
+
+    /// A table of text values (`{ ES = "100/hour" }`), with no default.
+    pub fn table(&self, key: &str) -> Result<Vec<(String, String)>, ConfigError> {
+        self.record(key, None);
+        let table = self
+            .value::<std::collections::BTreeMap<String, String>>(key, "a table of text values")?
+            .unwrap_or_default();
+        Ok(table.into_iter().collect())
+    }
+
     /// A file path with no default.
     pub fn path(&self, key: &str) -> Result<Option<PathBuf>, ConfigError> {
         Ok(self.optional_text(key)?.map(PathBuf::from))

@@ -17,9 +17,10 @@ use secrecy::SecretString;
 pub use layers::Layers;
 pub use quota::{Quota, QuotaError};
 pub use sections::{
-    AuthSettings, DatabaseSettings, IdentitySource, KeySource, LimitBackend, LogFormat,
-    LogSettings, OnBackendError, PhoneSettings, RateLimitSettings, SealingKey, ServerSettings,
-    UpstreamSettings, VerificationSettings, admin_token, sandbox_listen,
+    AbuseSettings, AuthSettings, ConversionSettings, DatabaseSettings, IdentitySource, KeySource,
+    LimitBackend, LogFormat, LogSettings, OnBackendError, PhoneSettings, RateLimitSettings,
+    RuleMode, SealingKey, ServerSettings, UpstreamSettings, VerificationSettings, admin_token,
+    is_e164_prefix, sandbox_listen,
 };
 
 /// A configuration problem, always naming the dotted key it is about.
@@ -78,6 +79,7 @@ pub struct Settings {
     pub identity: IdentitySource,
     pub database: DatabaseSettings,
     pub rate_limit: RateLimitSettings,
+    pub abuse: AbuseSettings,
     pub verification: VerificationSettings,
     pub phone: PhoneSettings,
     pub admin_token: Option<SecretString>,
@@ -99,6 +101,7 @@ impl Settings {
             identity: IdentitySource::read(layers)?,
             database: DatabaseSettings::read(layers)?,
             rate_limit: RateLimitSettings::read(layers)?,
+            abuse: AbuseSettings::read(layers)?,
             verification: VerificationSettings::read(layers)?,
             phone: PhoneSettings::read(layers)?,
             admin_token: admin_token(layers)?,

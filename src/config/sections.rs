@@ -301,3 +301,119 @@ pub fn admin_token(l: &Layers) -> Result<Option<SecretString>, ConfigError> {
 pub fn sandbox_listen(l: &Layers) -> Result<String, ConfigError> {
     l.address("sandbox.listen", "127.0.0.1:8081")
 }
+
+/// How an abuse rule acts (CONTRACT.md §8 `abuse.modes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleMode {
+    Enforce,
+    /// Logs and counts what it would refuse, and lets the bind through.
+    Shadow,
+    Off,
+}
+
+impl RuleMode {
+    fn read(l: &Layers, key: &str) -> Result<Self, ConfigError> {
+        Ok(match l.choice(key, &["enforce", "shadow", "off"])? {
+            "shadow" => Self::Shadow,
+            "off" => Self::Off,
+            _ => Self::Enforce,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Enforce => "enforce",
+            Self::Shadow => "shadow",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// The pumping breaker: blocks a country or prefix whose sends rarely complete.
+#[derive(Debug, Clone)]
+pub struct ConversionSettings {
+    pub window: Duration,
+    pub min_ratio: f64,
+    pub min_sends_country: u32,
+    pub min_sends_prefix: u32,
+    pub block: Duration,
+    pub mode: RuleMode,
+}
+
+/// What the fleet may spend on SMS (CONTRACT.md §8).
+#[derive(Debug, Clone)]
+pub struct AbuseSettings {
+    pub global_budget: Option<Quota>,
+    pub global_mode: RuleMode,
+    /// ISO 3166 alpha-2 code (upper case) -> quota; `*` is every country not listed.
+    pub country_budgets: Vec<(String, Quota)>,
+    pub country_mode: RuleMode,
+    pub prefix_budget: Option<Quota>,
+    pub prefix_mode: RuleMode,
+    /// A prefix is the E.164 number without this many last digits.
+    pub prefix_drop_digits: usize,
+    pub conversion: ConversionSettings,
+    /// E.164 numbers and prefixes that these rules neither count nor refuse.
+    pub safe: Vec<String>,
+}
+
+impl AbuseSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        const COUNTRIES: &str = "abuse.country_budgets";
+        let country_budgets = l
+            .table(COUNTRIES)?
+            .into_iter()
+            .map(|(country, quota)| {
+                let code = country.trim().to_ascii_uppercase();
+                if code != "*" && code.parse::<phonenumber::country::Id>().is_err() {
+                    return Err(ConfigError::key(
+                        COUNTRIES,
+                        &format!("has an unknown country code `{country}`"),
+                    ));
+                }
+                let quota = Quota::parse(&quota).map_err(|e| {
+                    ConfigError::key(&format!("{COUNTRIES}.{country}"), &e.to_string())
+                })?;
+                Ok((code, quota))
+            })
+            .collect::<Result<_, _>>()?;
+        let prefix_drop_digits = l.number("abuse.prefix_drop_digits", 4usize)?;
+        if prefix_drop_digits > 10 {
+            return Err(ConfigError::key(
+                "abuse.prefix_drop_digits",
+                "must be at most 10",
+            ));
+        }
+        let safe = l.list("abuse.safe")?.unwrap_or_default();
+        if let Some(bad) = safe.iter().find(|entry| !is_e164_prefix(entry)) {
+            return Err(ConfigError::key(
+                "abuse.safe",
+                &format!("has `{bad}`, which is not + and 1 to 15 digits"),
+            ));
+        }
+        Ok(Self {
+            global_budget: l.optional_quota("abuse.global_budget")?,
+            global_mode: RuleMode::read(l, "abuse.modes.global_budget")?,
+            country_budgets,
+            country_mode: RuleMode::read(l, "abuse.modes.country_budget")?,
+            prefix_budget: l.optional_quota("abuse.prefix_budget")?,
+            prefix_mode: RuleMode::read(l, "abuse.modes.prefix_budget")?,
+            prefix_drop_digits,
+            conversion: ConversionSettings {
+                window: l.positive_seconds("abuse.conversion.window_s", 3600)?,
+                min_ratio: l.ratio("abuse.conversion.min_ratio", 0.2)?,
+                min_sends_country: l.positive("abuse.conversion.min_sends_country", 50u32)?,
+                min_sends_prefix: l.positive("abuse.conversion.min_sends_prefix", 10u32)?,
+                block: l.positive_seconds("abuse.conversion.block_s", 3600)?,
+                mode: RuleMode::read(l, "abuse.modes.conversion")?,
+            },
+            safe,
+        })
+    }
+}
+
+/// `+` and 1 to 15 digits: an E.164 number or a prefix of one.
+pub fn is_e164_prefix(text: &str) -> bool {
+    text.strip_prefix('+')
+        .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}

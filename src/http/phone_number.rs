@@ -147,6 +147,9 @@ pub async fn complete(
         UpstreamError::Rejected { .. } => ApiError::InvalidCode,
         other => other.into(),
     })?;
+    app.limits
+        .record_completion(verification.user, &verification.phone)
+        .await;
     tracing::info!(phone = %verification.phone, "binding completed");
     Ok(web::Json(status.into()))
 }

@@ -1,31 +1,64 @@
-//! In-process limits for a single replica: GCRA quotas from `governor`, keyed by user id
-//! and by phone number, plus wrong-code counts per verification token.
+//! In-process limits for a single replica: every quota, budget and breaker of a bind
+//! decided under one lock (all checked, then all taken), plus wrong-code counts per
+//! verification token. Numbers are kept only as keyed hashes; user ids as integers.
 //!
-//! Idle keys are evicted by [`MemoryLimits::evict_idle`], which `startup` runs on a timer.
+//! Idle state is dropped by [`MemoryLimits::evict_idle`], which `startup` runs on a timer.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::RateLimiter;
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::NoOpMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
+use crate::config::RuleMode;
+use crate::phone::Country;
 
-use crate::config::Quota;
+use super::gcra;
+use super::keyed_hash::Digest;
+use super::rules::{BindFacts, Budget, Decision, Policy, Refusal, Scope, block_length, trips};
+use super::{Attempt, BlockView};
 
-use super::{Admission, Attempt};
+/// At most this many breaker scopes (countries and prefixes) are counted at once; past
+/// it, new prefixes go uncounted until idle ones are dropped (the country still counts).
+const MAX_SCOPES: usize = 200_000;
+/// How long a full scope table waits before it looks for idle scopes again.
+const SCOPE_RESCAN: Duration = Duration::from_secs(1);
 
-type Keyed<C> =
-    RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bucket {
+    User(i64),
+    Phone(Digest),
+    Global,
+    Country(Country),
+    Prefix(Digest),
+}
 
-/// Per-user and per-phone quotas and per-token attempt counts, in this process only.
-pub struct MemoryLimits<C: Clock + Clone = DefaultClock> {
-    clock: C,
-    per_user: Keyed<C>,
-    per_phone: Keyed<C>,
-    attempts: Mutex<HashMap<String, AttemptCount>>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ScopeKey {
+    Country(Country),
+    Prefix(Digest),
+}
+
+struct ScopeState {
+    /// `ES` or `+3463595`, for operators.
+    label: String,
+    window_start: Duration,
+    sends: u32,
+    completions: u32,
+    blocked_until: Option<Duration>,
+    /// When the last trip happened and how long its block was.
+    last_trip: Option<(Duration, Duration)>,
+}
+
+#[derive(Default)]
+struct State {
+    tats: HashMap<Bucket, Duration>,
+    scopes: HashMap<ScopeKey, ScopeState>,
+    safe: BTreeSet<String>,
+    attempts: HashMap<String, AttemptCount>,
+    /// At most this many breaker scopes are counted at once.
+    max_scopes: usize,
+    /// While the scope table is full of live scopes, looking for idle ones again waits
+    /// until then: a flood of new prefixes must not cost a scan each.
+    scopes_full_until: Duration,
 }
 
 struct AttemptCount {
@@ -34,46 +67,118 @@ struct AttemptCount {
     forget_at: Instant,
 }
 
-impl MemoryLimits<DefaultClock> {
-    pub fn new(per_user: Quota, per_phone: Quota) -> Self {
-        Self::with_clock(per_user, per_phone, DefaultClock::default())
-    }
+/// Every bind decision and attempt count, in this process only.
+pub struct MemoryLimits {
+    origin: Instant,
+    state: Mutex<State>,
 }
 
-impl<C: Clock + Clone> MemoryLimits<C> {
-    /// Limits that read time from `clock`; tests pass a fake one.
-    pub fn with_clock(per_user: Quota, per_phone: Quota, clock: C) -> Self {
+impl MemoryLimits {
+    /// Limits whose safe-list starts as `abuse.safe`.
+    pub fn new(safe: &[String]) -> Self {
+        let state = State {
+            safe: safe.iter().cloned().collect(),
+            max_scopes: MAX_SCOPES,
+            ..State::default()
+        };
         Self {
-            per_user: RateLimiter::new(gcra(per_user), Default::default(), clock.clone()),
-            per_phone: RateLimiter::new(gcra(per_phone), Default::default(), clock.clone()),
-            clock,
-            attempts: Mutex::new(HashMap::new()),
+            origin: Instant::now(),
+            state: Mutex::new(state),
         }
     }
 
-    /// Takes one unit of `user_key`'s quota, then one of `phone_key`'s.
-    ///
-    /// The user's quota is checked first, so a caller over their own quota never uses up
-    /// a number's; a unit taken from the user is not returned when the number's quota
-    /// then refuses.
-    pub fn admit_bind(
-        &self,
-        user_key: impl Into<String>,
-        phone_key: impl Into<String>,
-    ) -> Admission {
-        if let Err(not_until) = self.per_user.check_key(&user_key.into()) {
-            return Admission::Refused {
-                limit: "bind_per_user",
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            };
+    /// This process's clock as the GCRA reads it.
+    pub fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("limiter lock poisoned")
+    }
+
+    /// Decides one bind at `now`: every quota and rule is checked, and only when none
+    /// refuses is anything taken (CONTRACT.md §2).
+    pub fn admit_bind(&self, facts: &BindFacts<'_>, policy: &Policy, now: Duration) -> Decision {
+        let mut state = self.lock();
+        state.decide(facts, policy, now)
+    }
+
+    /// Counts a completed binding for the number's country and prefix.
+    pub fn record_completion(&self, facts: &BindFacts<'_>, now: Duration, window: Duration) {
+        let mut state = self.lock();
+        for key in scope_keys(facts) {
+            if let Some(scope) = state.scopes.get_mut(&key)
+                && now < scope.window_start + window
+            {
+                scope.completions += 1;
+            }
         }
-        if let Err(not_until) = self.per_phone.check_key(&phone_key.into()) {
-            return Admission::Refused {
-                limit: "bind_per_phone",
-                retry_after: not_until.wait_time_from(self.clock.now()),
-            };
+    }
+
+    /// How many binds `user` may still send now, and the wait for one more.
+    pub fn user_quota(&self, user: i64, policy: &Policy, now: Duration) -> (u32, Duration) {
+        let state = self.lock();
+        gcra::remaining(
+            state.tats.get(&Bucket::User(user)).copied(),
+            now,
+            &policy.per_user,
+        )
+    }
+
+    /// Active breaker blocks, as of `now`.
+    pub fn blocks(&self, now: Duration) -> Vec<BlockView> {
+        let state = self.lock();
+        let mut blocks: Vec<BlockView> = state
+            .scopes
+            .iter()
+            .filter_map(|(key, scope)| {
+                let until = scope.blocked_until.filter(|until| *until > now)?;
+                Some(BlockView {
+                    scope: match key {
+                        ScopeKey::Country(_) => Scope::Country,
+                        ScopeKey::Prefix(_) => Scope::Prefix,
+                    },
+                    key: scope.label.clone(),
+                    remaining: until - now,
+                })
+            })
+            .collect();
+        blocks.sort_by(|a, b| a.key.cmp(&b.key));
+        blocks
+    }
+
+    /// Lifts the block of `scope` named `label` and starts its window afresh.
+    pub fn lift_block(&self, scope: Scope, label: &str, now: Duration) -> bool {
+        let mut state = self.lock();
+        let found = state.scopes.iter_mut().find(|(key, s)| {
+            s.label == label
+                && matches!(
+                    (scope, key),
+                    (Scope::Country, ScopeKey::Country(_)) | (Scope::Prefix, ScopeKey::Prefix(_))
+                )
+        });
+        match found {
+            Some((_, s)) if s.blocked_until.is_some_and(|until| until > now) => {
+                s.blocked_until = None;
+                s.window_start = now;
+                s.sends = 0;
+                s.completions = 0;
+                true
+            }
+            _ => false,
         }
-        Admission::Allowed
+    }
+
+    pub fn safe_list(&self) -> Vec<String> {
+        self.lock().safe.iter().cloned().collect()
+    }
+
+    pub fn add_safe(&self, entry: &str) {
+        self.lock().safe.insert(entry.to_owned());
+    }
+
+    pub fn remove_safe(&self, entry: &str) -> bool {
+        self.lock().safe.remove(entry)
     }
 
     /// Takes one attempt for `token_key` unless it is used or has had `max` already.
@@ -110,12 +215,15 @@ impl<C: Clock + Clone> MemoryLimits<C> {
         f: impl FnOnce(&mut AttemptCount) -> T,
     ) -> T {
         let now = Instant::now();
-        let mut map = self.attempts.lock().expect("attempt map lock poisoned");
-        let entry = map.entry(key.to_owned()).or_insert(AttemptCount {
-            count: 0,
-            used: false,
-            forget_at: now + keep,
-        });
+        let mut state = self.lock();
+        let entry = state
+            .attempts
+            .entry(key.to_owned())
+            .or_insert(AttemptCount {
+                count: 0,
+                used: false,
+                forget_at: now + keep,
+            });
         if entry.forget_at <= now {
             *entry = AttemptCount {
                 count: 0,
@@ -127,160 +235,304 @@ impl<C: Clock + Clone> MemoryLimits<C> {
         f(entry)
     }
 
-    /// Forgets keys whose quota is full again and counts past their lifetime.
-    pub fn evict_idle(&self) {
-        self.per_user.retain_recent();
-        self.per_phone.retain_recent();
-        self.per_user.shrink_to_fit();
-        self.per_phone.shrink_to_fit();
-        let now = Instant::now();
-        let mut map = self.attempts.lock().expect("attempt map lock poisoned");
-        map.retain(|_, entry| entry.forget_at > now);
-        map.shrink_to_fit();
+    /// Forgets quotas that are full again, breaker windows that ended with no block to
+    /// remember, and attempt counts past their token's lifetime.
+    pub fn evict_idle(&self, window: Duration) {
+        let now = self.now();
+        let instant = Instant::now();
+        let mut state = self.lock();
+        state.tats.retain(|_, tat| *tat > now);
+        state.tats.shrink_to_fit();
+        state.scopes.retain(|_, scope| !scope.idle(now, window));
+        state.scopes.shrink_to_fit();
+        state.attempts.retain(|_, entry| entry.forget_at > instant);
+        state.attempts.shrink_to_fit();
     }
 
-    /// How many keys the quotas hold now.
-    #[cfg(test)]
-    fn tracked_keys(&self) -> usize {
-        self.per_user.len() + self.per_phone.len()
+    /// How many keys the quotas and the breaker hold now.
+    pub fn tracked_keys(&self) -> usize {
+        let state = self.lock();
+        state.tats.len() + state.scopes.len()
     }
 }
 
-fn gcra(quota: Quota) -> governor::Quota {
-    let burst = quota.burst;
-    governor::Quota::with_period(quota.refill_interval())
-        .unwrap_or_else(|| governor::Quota::per_second(NonZeroU32::MAX))
-        .allow_burst(burst)
+fn scope_keys(facts: &BindFacts<'_>) -> [ScopeKey; 2] {
+    [
+        ScopeKey::Country(facts.country),
+        ScopeKey::Prefix(facts.prefix_digest),
+    ]
+}
+
+impl ScopeState {
+    fn idle(&self, now: Duration, window: Duration) -> bool {
+        let window_over = now >= self.window_start + window;
+        let blocked = self.blocked_until.is_some_and(|until| until > now);
+        let remembered = self
+            .last_trip
+            .is_some_and(|(at, _)| now.saturating_sub(at) < super::rules::MAX_BLOCK);
+        window_over && !blocked && !remembered
+    }
+}
+
+impl State {
+    fn decide(&mut self, facts: &BindFacts<'_>, policy: &Policy, now: Duration) -> Decision {
+        let mut decision = Decision::default();
+        let mut takes = Vec::with_capacity(5);
+        let quotas = [
+            (Bucket::User(facts.user.0), policy.per_user, "bind_per_user"),
+            (
+                Bucket::Phone(facts.phone_digest),
+                policy.per_phone,
+                "bind_per_phone",
+            ),
+        ];
+        for (bucket, quota, limit) in quotas {
+            match gcra::step(self.tats.get(&bucket).copied(), now, &quota) {
+                Ok(tat) => takes.push((bucket, tat)),
+                Err(retry_after) => {
+                    decision.refusal = Some(Refusal::Quota { limit, retry_after });
+                    return decision;
+                }
+            }
+        }
+        let safe = self.is_safe(facts.phone.as_e164());
+        let abuse = &policy.abuse;
+        let counting = !safe && abuse.conversion.mode != RuleMode::Off;
+        if counting {
+            for scope in [Scope::Country, Scope::Prefix] {
+                if let Some(refusal) = self.breaker(facts, scope, policy, now, &mut decision) {
+                    decision.refusal = Some(refusal);
+                    return decision;
+                }
+            }
+        }
+        if !safe {
+            for (budget, quota, mode) in policy.budgets(facts.country) {
+                let Some(quota) = quota.filter(|_| mode != RuleMode::Off) else {
+                    continue;
+                };
+                let bucket = match budget {
+                    Budget::Global => Bucket::Global,
+                    Budget::Country => Bucket::Country(facts.country),
+                    Budget::Prefix => Bucket::Prefix(facts.prefix_digest),
+                };
+                match gcra::step(self.tats.get(&bucket).copied(), now, &quota) {
+                    Ok(tat) => takes.push((bucket, tat)),
+                    Err(_) if mode == RuleMode::Shadow => decision.shadowed.push(budget.rule()),
+                    Err(retry_after) => {
+                        decision.refusal = Some(Refusal::Budget {
+                            rule: budget.rule(),
+                            retry_after,
+                        });
+                        return decision;
+                    }
+                }
+            }
+        }
+        self.tats.extend(takes);
+        if counting {
+            for key in scope_keys(facts) {
+                // A scope the breaker could not hold (the table is full) goes uncounted.
+                if let Some(state) = self.scopes.get_mut(&key) {
+                    state.sends += 1;
+                }
+            }
+        }
+        decision
+    }
+
+    /// The breaker of one scope before a bind: refuses while blocked, trips on low
+    /// conversion, and makes sure the scope is counted.
+    fn breaker(
+        &mut self,
+        facts: &BindFacts<'_>,
+        scope: Scope,
+        policy: &Policy,
+        now: Duration,
+        decision: &mut Decision,
+    ) -> Option<Refusal> {
+        let conversion = &policy.abuse.conversion;
+        let key = match scope {
+            Scope::Country => ScopeKey::Country(facts.country),
+            Scope::Prefix => ScopeKey::Prefix(facts.prefix_digest),
+        };
+        if !self.scopes.contains_key(&key) {
+            if self.scopes.len() >= self.max_scopes && now >= self.scopes_full_until {
+                self.scopes.retain(|_, s| !s.idle(now, conversion.window));
+                if self.scopes.len() >= self.max_scopes {
+                    self.scopes_full_until = now + SCOPE_RESCAN;
+                }
+            }
+            if scope == Scope::Prefix && self.scopes.len() >= self.max_scopes {
+                return None;
+            }
+            self.scopes.insert(
+                key,
+                ScopeState {
+                    label: facts.scope_key(scope).to_owned(),
+                    window_start: now,
+                    sends: 0,
+                    completions: 0,
+                    blocked_until: None,
+                    last_trip: None,
+                },
+            );
+        }
+        let state = self.scopes.get_mut(&key).expect("inserted above");
+        if let Some(until) = state.blocked_until {
+            if until > now {
+                return Some(Refusal::Blocked { rule: scope.rule() });
+            }
+            // The block ended: its counts start afresh.
+            state.blocked_until = None;
+            state.window_start = now;
+            state.sends = 0;
+            state.completions = 0;
+        }
+        if now >= state.window_start + conversion.window {
+            state.window_start = now;
+            state.sends = 0;
+            state.completions = 0;
+        }
+        let min_sends = scope.min_sends(&policy.abuse);
+        if !trips(
+            state.sends,
+            state.completions,
+            min_sends,
+            conversion.min_ratio,
+        ) {
+            return None;
+        }
+        state.window_start = now;
+        state.sends = 0;
+        state.completions = 0;
+        if conversion.mode == RuleMode::Shadow {
+            decision.shadowed.push(scope.rule());
+            return None;
+        }
+        let length = block_length(state.last_trip, now, conversion.block);
+        state.last_trip = Some((now, length));
+        state.blocked_until = Some(now + length);
+        Some(Refusal::Blocked { rule: scope.rule() })
+    }
+
+    /// Whether the number, or any prefix of it, is on the safe-list.
+    fn is_safe(&self, e164: &str) -> bool {
+        !self.safe.is_empty() && (2..=e164.len()).any(|end| self.safe.contains(&e164[..end]))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use governor::clock::FakeRelativeClock;
+    use crate::config::{AbuseSettings, ConversionSettings, Quota};
+    use crate::ids::AutosharesUserId;
+    use crate::limits::KeyedHash;
+    use crate::phone::PhoneNumber;
+    use secrecy::SecretBox;
 
-    fn limits(
-        per_user: &str,
-        per_phone: &str,
-    ) -> (MemoryLimits<FakeRelativeClock>, FakeRelativeClock) {
-        let clock = FakeRelativeClock::default();
-        let limits = MemoryLimits::with_clock(
-            Quota::parse(per_user).unwrap(),
-            Quota::parse(per_phone).unwrap(),
-            clock.clone(),
-        );
-        (limits, clock)
-    }
-
-    fn refused_after(admission: Admission) -> Duration {
-        match admission {
-            Admission::Refused { retry_after, .. } => retry_after,
-            Admission::Allowed => panic!("expected a refusal"),
+    fn policy(per_user: &str, per_phone: &str) -> Policy {
+        Policy {
+            per_user: Quota::parse(per_user).unwrap(),
+            per_phone: Quota::parse(per_phone).unwrap(),
+            abuse: AbuseSettings {
+                global_budget: None,
+                global_mode: RuleMode::Enforce,
+                country_budgets: Vec::new(),
+                country_mode: RuleMode::Enforce,
+                prefix_budget: None,
+                prefix_mode: RuleMode::Enforce,
+                prefix_drop_digits: 4,
+                conversion: ConversionSettings {
+                    window: Duration::from_secs(3600),
+                    min_ratio: 0.2,
+                    min_sends_country: 1_000_000,
+                    min_sends_prefix: 1_000_000,
+                    block: Duration::from_secs(3600),
+                    mode: RuleMode::Enforce,
+                },
+                safe: Vec::new(),
+            },
         }
     }
 
+    fn hash() -> KeyedHash {
+        KeyedHash::derive(&SecretBox::new(Box::new([7; 32])))
+    }
+
+    fn decide(
+        limits: &MemoryLimits,
+        policy: &Policy,
+        user: i64,
+        phone: &str,
+        now: Duration,
+    ) -> Option<Refusal> {
+        let hash = hash();
+        let phone = PhoneNumber::from_trusted_e164(phone.to_owned());
+        let facts = BindFacts::new(AutosharesUserId(user), &phone, policy, &hash);
+        limits.admit_bind(&facts, policy, now).refusal
+    }
+
+    const T0: Duration = Duration::from_secs(10);
+
     #[test]
-    fn a_full_burst_is_allowed_then_refused() {
-        let (limits, _) = limits("3/hour", "100/day");
+    fn a_refused_bind_takes_nothing_from_any_quota() {
+        let limits = MemoryLimits::new(&[]);
+        let policy = policy("2/hour", "1/day");
+        assert_eq!(decide(&limits, &policy, 1, "+34635952910", T0), None);
+        let refused = decide(&limits, &policy, 2, "+34635952910", T0);
+        assert!(
+            matches!(
+                refused,
+                Some(Refusal::Quota {
+                    limit: "bind_per_phone",
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        // User 2's unit was not taken by the refusal: both of its units are still there.
+        assert_eq!(decide(&limits, &policy, 2, "+34635952911", T0), None);
+        assert_eq!(decide(&limits, &policy, 2, "+34635952912", T0), None);
+        assert!(decide(&limits, &policy, 2, "+34635952913", T0).is_some());
+    }
+
+    #[test]
+    fn the_users_quota_counts_down_and_refills() {
+        let limits = MemoryLimits::new(&[]);
+        let policy = policy("3/hour", "100/day");
         for i in 0..3 {
             assert_eq!(
-                limits.admit_bind("u1", format!("p{i}")),
-                Admission::Allowed,
-                "bind {i}"
+                decide(&limits, &policy, 1, &format!("+3463595291{i}"), T0),
+                None
             );
         }
-        let wait = refused_after(limits.admit_bind("u1", "p9"));
         assert_eq!(
-            wait,
-            Duration::from_secs(1200),
-            "one unit comes back after an hour / 3"
+            limits.user_quota(1, &policy, T0),
+            (0, Duration::from_secs(1200))
         );
+        let later = T0 + Duration::from_secs(1200);
+        assert_eq!(limits.user_quota(1, &policy, later).0, 1);
     }
 
     #[test]
-    fn quota_refills_evenly_over_the_period() {
-        let (limits, clock) = limits("3/hour", "100/day");
-        for i in 0..3 {
-            limits.admit_bind("u1", format!("p{i}"));
+    fn breaker_scopes_are_bounded_and_idle_ones_are_evicted() {
+        let limits = MemoryLimits::new(&[]);
+        limits.lock().max_scopes = 1_000;
+        let policy = policy("1000000/second", "1000000/second");
+        for i in 0..3_000 {
+            // Prefixes of 8 digits: every bind a new one.
+            let phone = format!("+1{:010}", 2_000_000_000 + i * 10_000);
+            decide(&limits, &policy, 1, &phone, T0);
         }
-        clock.advance(Duration::from_secs(1199));
-        assert_ne!(
-            limits.admit_bind("u1", "p3"),
-            Admission::Allowed,
-            "not yet refilled"
-        );
-        clock.advance(Duration::from_secs(1));
-        assert_eq!(
-            limits.admit_bind("u1", "p3"),
-            Admission::Allowed,
-            "one unit back"
-        );
-        assert_ne!(
-            limits.admit_bind("u1", "p4"),
-            Admission::Allowed,
-            "only one unit back"
-        );
-    }
-
-    #[test]
-    fn users_do_not_share_a_quota() {
-        let (limits, _) = limits("1/hour", "100/day");
-        assert_eq!(limits.admit_bind("u1", "p1"), Admission::Allowed);
-        assert_ne!(limits.admit_bind("u1", "p2"), Admission::Allowed);
-        assert_eq!(
-            limits.admit_bind("u2", "p3"),
-            Admission::Allowed,
-            "another user"
-        );
-    }
-
-    #[test]
-    fn a_number_is_limited_across_users() {
-        let (limits, _) = limits("100/hour", "2/day");
-        assert_eq!(limits.admit_bind("u1", "p1"), Admission::Allowed);
-        assert_eq!(limits.admit_bind("u2", "p1"), Admission::Allowed);
-        match limits.admit_bind("u3", "p1") {
-            Admission::Refused { limit, .. } => assert_eq!(limit, "bind_per_phone"),
-            Admission::Allowed => panic!("third user on the same number was allowed"),
-        }
-    }
-
-    #[test]
-    fn idle_keys_are_evicted_once_their_quota_is_full_again() {
-        let (limits, clock) = limits("2/minute", "2/minute");
-        limits.admit_bind("u1", "p1");
-        assert_eq!(limits.tracked_keys(), 2);
-        clock.advance(Duration::from_secs(61));
-        limits.evict_idle();
-        assert_eq!(limits.tracked_keys(), 0);
-    }
-
-    #[test]
-    fn attempts_are_counted_per_token_up_to_the_maximum() {
-        let (limits, _) = limits("1/hour", "1/hour");
-        let keep = Duration::from_secs(60);
-        for i in 0..3 {
-            assert_eq!(
-                limits.begin_attempt("t1", 3, keep),
-                Attempt::Allowed,
-                "attempt {i}"
-            );
-        }
-        assert_eq!(limits.begin_attempt("t1", 3, keep), Attempt::Exhausted);
-        assert_eq!(
-            limits.begin_attempt("t2", 3, keep),
-            Attempt::Allowed,
-            "another token"
-        );
-    }
-
-    #[test]
-    fn a_refunded_attempt_can_be_taken_again_and_a_used_token_is_closed() {
-        let (limits, _) = limits("1/hour", "1/hour");
-        let keep = Duration::from_secs(60);
-        assert_eq!(limits.begin_attempt("t1", 1, keep), Attempt::Allowed);
-        limits.refund_attempt("t1", keep);
-        assert_eq!(limits.begin_attempt("t1", 1, keep), Attempt::Allowed);
-        limits.mark_used("t1", keep);
-        assert_eq!(limits.begin_attempt("t1", 1, keep), Attempt::Used);
+        // Prefixes stop at the bound; countries (about 250 at most) are always counted.
+        let scopes = limits.lock().scopes.len();
+        assert!(scopes <= 1_000 + 1, "{scopes} scopes");
+        let after_window = policy.abuse.conversion.window + T0;
+        limits
+            .lock()
+            .scopes
+            .retain(|_, s| !s.idle(after_window, policy.abuse.conversion.window));
+        assert_eq!(limits.lock().scopes.len(), 0, "idle scopes are dropped");
     }
 }

@@ -3,16 +3,23 @@
 //! success). [`Limits`] is the one interface the handlers see;
 //! the state lives in this process (`memory.rs`) or in Redis for all replicas (`redis.rs`).
 
+mod gcra;
+mod keyed_hash;
 mod memory;
 mod redis;
+mod rules;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use keyed_hash::KeyedHash;
 pub use memory::MemoryLimits;
 pub use redis::{RedisLimitError, RedisLimits};
+pub use rules::{Policy, Scope};
 
-use crate::config::OnBackendError;
+use rules::{BindFacts, Refusal};
+
+use crate::config::{OnBackendError, RuleMode};
 use crate::ids::AutosharesUserId;
 use crate::metrics::Metrics;
 use crate::phone::PhoneNumber;
@@ -75,15 +82,21 @@ impl AttemptGuard<'_> {
     }
 }
 
-/// What a limit check decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    Allowed,
-    Refused {
-        /// The configuration key of the limit that refused.
-        limit: &'static str,
-        retry_after: Duration,
-    },
+/// An active breaker block, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockView {
+    pub scope: Scope,
+    /// `ES`, or `+3463595`.
+    pub key: String,
+    pub remaining: Duration,
+}
+
+/// The abuse rules' state (CONTRACT.md §3 `GET /admin/v1/abuse`).
+#[derive(Debug, Clone)]
+pub struct AbuseView {
+    pub rules: Vec<(&'static str, RuleMode)>,
+    pub blocks: Vec<BlockView>,
+    pub safe: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -93,6 +106,13 @@ pub enum LimitError {
         limit: &'static str,
         retry_after: Duration,
     },
+    #[error("SMS budget {rule} is spent")]
+    BudgetExhausted {
+        rule: &'static str,
+        retry_after: Duration,
+    },
+    #[error("destination blocked by {rule}")]
+    DestinationBlocked { rule: &'static str },
     #[error("too many wrong codes for this verification token")]
     AttemptsExhausted { retry_after: Duration },
     #[error("the verification token already completed a binding")]
@@ -102,6 +122,10 @@ pub enum LimitError {
 }
 
 /// Where the limits keep their state.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one backend per process, built once at start"
+)]
 pub enum Backend {
     Memory(MemoryLimits),
     Redis(RedisLimits),
@@ -110,6 +134,8 @@ pub enum Backend {
 /// The limiter every handler uses, whatever stores its state.
 pub struct Limits {
     backend: Backend,
+    policy: Policy,
+    hash: KeyedHash,
     on_backend_error: OnBackendError,
     verify_attempts: u32,
     metrics: Arc<Metrics>,
@@ -118,42 +144,148 @@ pub struct Limits {
 impl Limits {
     /// `on_backend_error` decides what a bind does when Redis cannot answer; code attempts
     /// are always refused then. `verify_attempts` wrong codes spend a verification token.
+    /// Numbers are named in the backend by `hash` only.
     pub fn new(
         backend: Backend,
+        policy: Policy,
+        hash: KeyedHash,
         on_backend_error: OnBackendError,
         verify_attempts: u32,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             backend,
+            policy,
+            hash,
             on_backend_error,
             verify_attempts,
             metrics,
         }
     }
 
-    /// Admits one bind for `user` to `phone`, or says which limit refused and for how long.
+    /// Admits one bind for `user` to `phone`: the §6 quotas and the §8 abuse rules, all
+    /// checked before any is taken, or says which refused and for how long.
     pub async fn admit_bind(
         &self,
         user: AutosharesUserId,
         phone: &PhoneNumber,
     ) -> Result<(), LimitError> {
-        let user_key = user.to_string();
-        let admission = match &self.backend {
-            Backend::Memory(memory) => memory.admit_bind(user_key, phone.as_e164()),
-            Backend::Redis(redis) => match redis.admit_bind(&user_key, phone.as_e164()).await {
-                Ok(admission) => admission,
+        let facts = BindFacts::new(user, phone, &self.policy, &self.hash);
+        let decision = match &self.backend {
+            Backend::Memory(memory) => memory.admit_bind(&facts, &self.policy, memory.now()),
+            Backend::Redis(redis) => match redis.admit_bind(&facts, &self.policy).await {
+                Ok(decision) => decision,
                 Err(error) => return self.backend_failed(&error, self.on_backend_error),
             },
         };
-        match admission {
-            Admission::Allowed => Ok(()),
-            Admission::Refused { limit, retry_after } => {
+        let country = facts.country.as_str();
+        for rule in decision.shadowed {
+            self.metrics.abuse_decision(rule, "shadow");
+            tracing::warn!(rule, country, phone = %phone, "abuse rule would refuse");
+        }
+        let error = match decision.refusal {
+            None => {
+                self.metrics.sms_sent(country);
+                return Ok(());
+            }
+            Some(Refusal::Quota { limit, retry_after }) => {
                 self.metrics.rejected(limit);
                 tracing::info!(limit, "rate limit refused a bind");
-                Err(LimitError::Exceeded { limit, retry_after })
+                LimitError::Exceeded { limit, retry_after }
+            }
+            Some(Refusal::Budget { rule, retry_after }) => {
+                self.metrics.abuse_decision(rule, "refused");
+                tracing::warn!(rule, country, "sms budget refused a bind");
+                LimitError::BudgetExhausted { rule, retry_after }
+            }
+            Some(Refusal::Blocked { rule }) => {
+                self.metrics.abuse_decision(rule, "refused");
+                tracing::warn!(rule, country, phone = %phone, "destination blocked");
+                LimitError::DestinationBlocked { rule }
+            }
+        };
+        self.refresh_block_gauge().await;
+        Err(error)
+    }
+
+    /// Counts a completed binding of `phone` for the pumping breaker.
+    pub async fn record_completion(&self, user: AutosharesUserId, phone: &PhoneNumber) {
+        let facts = BindFacts::new(user, phone, &self.policy, &self.hash);
+        self.metrics.binding_completed(facts.country.as_str());
+        if self.policy.abuse.conversion.mode == RuleMode::Off {
+            return;
+        }
+        let window = self.policy.abuse.conversion.window;
+        match &self.backend {
+            Backend::Memory(memory) => memory.record_completion(&facts, memory.now(), window),
+            Backend::Redis(redis) => {
+                if let Err(error) = redis.record_completion(&facts, window).await {
+                    tracing::warn!(error = %error, "could not count a completed binding");
+                }
             }
         }
+    }
+
+    /// The rules, active blocks and safe-list, as every replica sees them.
+    pub async fn abuse_view(&self) -> Result<AbuseView, LimitError> {
+        let (blocks, safe) = match &self.backend {
+            Backend::Memory(memory) => (memory.blocks(memory.now()), memory.safe_list()),
+            Backend::Redis(redis) => redis
+                .abuse_state(&self.policy)
+                .await
+                .map_err(|error| self.admin_failed(&error))?,
+        };
+        Ok(AbuseView {
+            rules: self.policy.rules(),
+            blocks,
+            safe,
+        })
+    }
+
+    /// Lifts a block; `false` when there was none.
+    pub async fn lift_block(&self, scope: Scope, key: &str) -> Result<bool, LimitError> {
+        let lifted = match &self.backend {
+            Backend::Memory(memory) => memory.lift_block(scope, key, memory.now()),
+            Backend::Redis(redis) => redis
+                .lift_block(scope, key, &self.hash, &self.policy)
+                .await
+                .map_err(|error| self.admin_failed(&error))?,
+        };
+        self.refresh_block_gauge().await;
+        Ok(lifted)
+    }
+
+    /// Adds (`true`) or removes an entry of the safe-list; answers whether it changed.
+    pub async fn set_safe(&self, entry: &str, safe: bool) -> Result<bool, LimitError> {
+        match &self.backend {
+            Backend::Memory(memory) if safe => {
+                memory.add_safe(entry);
+                Ok(true)
+            }
+            Backend::Memory(memory) => Ok(memory.remove_safe(entry)),
+            Backend::Redis(redis) => redis
+                .set_safe(
+                    entry,
+                    &keyed_hash::encoded(&self.hash.digest("safe", entry)),
+                    safe,
+                )
+                .await
+                .map_err(|error| self.admin_failed(&error)),
+        }
+    }
+
+    async fn refresh_block_gauge(&self) {
+        if let Ok(view) = self.abuse_view().await {
+            for scope in [Scope::Country, Scope::Prefix] {
+                let count = view.blocks.iter().filter(|b| b.scope == scope).count();
+                self.metrics.abuse_blocks(scope.name(), count);
+            }
+        }
+    }
+
+    fn admin_failed(&self, error: &RedisLimitError) -> LimitError {
+        tracing::warn!(error = %error, "rate limiter unavailable for an abuse admin call");
+        LimitError::Unavailable
     }
 
     /// Takes one code attempt for `verification` at `now` (CONTRACT.md §2): refused once
@@ -204,7 +336,7 @@ impl Limits {
     /// Drops state nobody needs any more; Redis expires its keys itself.
     pub fn evict_idle(&self) {
         if let Backend::Memory(memory) = &self.backend {
-            memory.evict_idle();
+            memory.evict_idle(self.policy.abuse.conversion.window);
         }
     }
 

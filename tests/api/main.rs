@@ -2,6 +2,7 @@
 // These tests drive the sandbox, which production builds leave out.
 #![cfg(feature = "sandbox")]
 
+mod abuse;
 mod admin;
 mod auth;
 mod bind;

@@ -26,9 +26,12 @@ async fn two_replicas_share_one_quota() {
     let fake = Scripted::start(Scripted::good_login, |n, _| {
         Reply::bound("+13108904569", 1900 + n as i64)
     });
+    // Replicas of one deployment share the sealing secret, and so the keyed hash.
+    let sealing = random_key_base64();
     let shared = redis_options(&url)
         .upstream(&fake.base_url)
         .with("identity.source", "claim")
+        .with("verification.token_secret", sealing.clone())
         .with("rate_limit.bind_per_user", "3/hour");
     let prefix = shared
         .overrides
@@ -43,6 +46,7 @@ async fn two_replicas_share_one_quota() {
             .upstream(&fake.base_url)
             .with("identity.source", "claim")
             .with("rate_limit.bind_per_user", "3/hour")
+            .with("verification.token_secret", sealing)
             .with("redis.key_prefix", prefix.clone()),
     )
     .await;
@@ -81,7 +85,9 @@ async fn two_replicas_share_one_quota() {
         3,
         "AutoShares saw exactly the quota"
     );
-    assert_every_key_expires(&url, &prefix, 4).await;
+    // The user's quota, three numbers' quotas, and the breaker's counts for the
+    // country and the one prefix the three numbers share.
+    assert_every_key_expires(&url, &prefix, 6).await;
 }
 
 /// Every key under `prefix` expires within its quota's period (a day at most), and none

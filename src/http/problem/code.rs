@@ -15,6 +15,8 @@ pub enum ProblemCode {
     UserNotLinked,
     NoPhoneNumber,
     LinkNotFound,
+    BlockNotFound,
+    SafeEntryNotFound,
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -26,6 +28,8 @@ pub enum ProblemCode {
     InvalidCode,
     RateLimited,
     TooManyAttempts,
+    SmsBudgetExhausted,
+    DestinationBlocked,
     InternalError,
     UpstreamError,
     UpstreamUnavailable,
@@ -85,6 +89,16 @@ impl ProblemCode {
                 "Link not found",
                 "This subject is not linked to an AutoShares user.",
             ),
+            C::BlockNotFound => row(
+                S::NOT_FOUND,
+                "Block not found",
+                "No such country or prefix is blocked now.",
+            ),
+            C::SafeEntryNotFound => row(
+                S::NOT_FOUND,
+                "Safe-list entry not found",
+                "That number or prefix is not on the safe-list.",
+            ),
             C::NotFound => row(S::NOT_FOUND, "Not found", "There is no such route."),
             C::MethodNotAllowed => row(
                 S::METHOD_NOT_ALLOWED,
@@ -136,6 +150,16 @@ impl ProblemCode {
                 "Too many attempts",
                 "Too many wrong codes for this verification token; bind the number again.",
             ),
+            C::SmsBudgetExhausted => row(
+                S::TOO_MANY_REQUESTS,
+                "SMS budget exhausted",
+                "The service is sending too many SMS right now; try again later.",
+            ),
+            C::DestinationBlocked => row(
+                S::FORBIDDEN,
+                "Destination blocked",
+                "SMS to this number's destination are blocked for now; try again later.",
+            ),
             C::InternalError => row(
                 S::INTERNAL_SERVER_ERROR,
                 "Internal error",
@@ -177,6 +201,10 @@ pub struct Problem {
     /// A sentence for a person; never upstream text.
     pub detail: &'static str,
     pub code: ProblemCode,
+    /// The rule that refused (CONTRACT.md §8), on `sms_budget_exhausted` and
+    /// `destination_blocked`; never a threshold, a count or another user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
     /// The same id as the `X-Request-Id` header and the log lines.
     pub request_id: String,
 }

@@ -47,6 +47,10 @@ pub enum ApiError {
     NoPhoneNumber,
     #[error("no link for this subject")]
     LinkNotFound,
+    #[error("no such abuse block")]
+    BlockNotFound,
+    #[error("no such safe-list entry")]
+    SafeEntryNotFound,
     #[error("request body is not the JSON this route takes")]
     Malformed,
     #[error("request body is too large")]
@@ -74,12 +78,16 @@ impl ApiError {
             Self::Token(TokenError::Malformed | TokenError::Tampered | TokenError::OtherUser)
             | Self::Limit(LimitError::TokenUsed) => C::InvalidVerificationToken,
             Self::Limit(LimitError::Exceeded { .. }) => C::RateLimited,
+            Self::Limit(LimitError::BudgetExhausted { .. }) => C::SmsBudgetExhausted,
+            Self::Limit(LimitError::DestinationBlocked { .. }) => C::DestinationBlocked,
             Self::Limit(LimitError::AttemptsExhausted { .. }) => C::TooManyAttempts,
             Self::Limit(LimitError::Unavailable) => C::RateLimiterUnavailable,
             Self::PhoneNumberRejected => C::PhoneNumberRejected,
             Self::InvalidCode => C::InvalidCode,
             Self::NoPhoneNumber => C::NoPhoneNumber,
             Self::LinkNotFound => C::LinkNotFound,
+            Self::BlockNotFound => C::BlockNotFound,
+            Self::SafeEntryNotFound => C::SafeEntryNotFound,
             Self::Malformed => C::MalformedRequest,
             Self::PayloadTooLarge => C::PayloadTooLarge,
             Self::UnsupportedMediaType => C::UnsupportedMediaType,
@@ -105,6 +113,13 @@ impl ApiError {
             status: row.status.as_u16(),
             detail: row.detail,
             code,
+            reason: match self {
+                Self::Limit(
+                    LimitError::BudgetExhausted { rule, .. }
+                    | LimitError::DestinationBlocked { rule },
+                ) => Some(rule),
+                _ => None,
+            },
             request_id: request_id::current().unwrap_or_default(),
         }
     }
@@ -113,6 +128,7 @@ impl ApiError {
         match self {
             Self::Limit(
                 LimitError::Exceeded { retry_after, .. }
+                | LimitError::BudgetExhausted { retry_after, .. }
                 | LimitError::AttemptsExhausted { retry_after },
             ) => Some(*retry_after),
             _ => None,

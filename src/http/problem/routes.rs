@@ -44,7 +44,14 @@ route_problems!(
     /// `PUT /v1/me/phone-number`.
     BindProblems = BODY,
     CALLER,
-    &[C::InvalidPhoneNumber, C::PhoneNumberRejected, C::RateLimited, C::RateLimiterUnavailable]
+    &[
+        C::InvalidPhoneNumber,
+        C::PhoneNumberRejected,
+        C::RateLimited,
+        C::SmsBudgetExhausted,
+        C::DestinationBlocked,
+        C::RateLimiterUnavailable,
+    ]
 );
 route_problems!(
     /// `POST /v1/me/phone-number/verification`.

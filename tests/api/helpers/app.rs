@@ -39,6 +39,18 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The same upstream and settings, with a database of its own.
+    pub fn same_settings(&self) -> Self {
+        Self {
+            upstream: match &self.upstream {
+                Upstream::Sandbox => Upstream::Sandbox,
+                Upstream::Url(url) => Upstream::Url(url.clone()),
+            },
+            overrides: self.overrides.clone(),
+            database: None,
+        }
+    }
+
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
         self.overrides.push((key.to_owned(), value.into()));
         self

@@ -1,5 +1,8 @@
-//! The operations listener (CONTRACT.md §3): `/healthz`, `/readyz`, and the links API under
-//! `/admin/v1/links/{subject}`, which exists only when `admin.token` is set.
+//! The operations listener (CONTRACT.md §3): `/healthz`, `/readyz`, `/metrics`, and, only
+//! when `admin.token` is set, the links API (`links.rs`) and the abuse state (`abuse.rs`).
+
+mod abuse;
+mod links;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,12 +12,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aws_lc_rs::{constant_time, digest};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::{AuthError, Jwks};
 use crate::identity::LinkStore;
-use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
 
 use super::problem::ApiError;
@@ -42,11 +43,28 @@ pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
     if links_enabled {
         config.service(
             web::resource("/admin/v1/links/{subject}")
-                .route(web::put().to(put_link))
-                .route(web::get().to(get_link))
-                .route(web::delete().to(delete_link))
+                .route(web::put().to(links::put_link))
+                .route(web::get().to(links::get_link))
+                .route(web::delete().to(links::delete_link))
                 .default_service(web::to(super::method_not_allowed)),
         );
+        config
+            .service(
+                web::resource("/admin/v1/abuse")
+                    .route(web::get().to(abuse::show))
+                    .default_service(web::to(super::method_not_allowed)),
+            )
+            .service(
+                web::resource("/admin/v1/abuse/blocks/{scope}/{key}")
+                    .route(web::delete().to(abuse::lift_block))
+                    .default_service(web::to(super::method_not_allowed)),
+            )
+            .service(
+                web::resource("/admin/v1/abuse/safe/{entry}")
+                    .route(web::put().to(abuse::add_safe))
+                    .route(web::delete().to(abuse::remove_safe))
+                    .default_service(web::to(super::method_not_allowed)),
+            );
     }
     config.default_service(web::to(super::not_found));
 }
@@ -88,90 +106,6 @@ async fn metrics(admin: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(admin.metrics.encode())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct LinkRequest {
-    autoshares_user_id: i64,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LinkResponse {
-    subject: String,
-    autoshares_user_id: i64,
-}
-
-async fn put_link(
-    request: HttpRequest,
-    subject: web::Path<String>,
-    body: web::Json<LinkRequest>,
-    admin: web::Data<AdminState>,
-    app: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
-    let subject = Subject::from(subject.into_inner());
-    if body.autoshares_user_id <= 0 {
-        return Err(ApiError::Malformed);
-    }
-    let user = AutosharesUserId(body.autoshares_user_id);
-    admin
-        .store
-        .save_link(&subject, user)
-        .await
-        .map_err(store_failure)?;
-    app.identity.forget(&subject);
-    tracing::info!(autoshares_user_id = user.0, "link saved");
-    Ok(HttpResponse::Ok().json(LinkResponse {
-        subject: subject.to_string(),
-        autoshares_user_id: user.0,
-    }))
-}
-
-async fn get_link(
-    request: HttpRequest,
-    subject: web::Path<String>,
-    admin: web::Data<AdminState>,
-) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
-    let subject = Subject::from(subject.into_inner());
-    let user = admin
-        .store
-        .fetch_link(&subject)
-        .await
-        .map_err(store_failure)?
-        .ok_or(ApiError::LinkNotFound)?;
-    Ok(HttpResponse::Ok().json(LinkResponse {
-        subject: subject.to_string(),
-        autoshares_user_id: user.0,
-    }))
-}
-
-async fn delete_link(
-    request: HttpRequest,
-    subject: web::Path<String>,
-    admin: web::Data<AdminState>,
-    app: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
-    let subject = Subject::from(subject.into_inner());
-    let existed = admin
-        .store
-        .delete_link(&subject)
-        .await
-        .map_err(store_failure)?;
-    app.identity.forget(&subject);
-    if existed {
-        tracing::info!("link deleted");
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::LinkNotFound)
-    }
-}
-
-fn store_failure(error: crate::identity::StoreError) -> ApiError {
-    ApiError::Link(error.into())
 }
 
 /// `Authorization: Bearer <admin.token>`, compared in constant time (over digests, so the

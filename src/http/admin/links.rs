@@ -1,0 +1,94 @@
+//! `/admin/v1/links/{subject}` (CONTRACT.md §3): the subject -> AutoShares user id links.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AutosharesUserId, Subject};
+
+use super::super::AppState;
+use super::super::problem::ApiError;
+use super::{AdminState, check_admin_token};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct LinkRequest {
+    autoshares_user_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LinkResponse {
+    subject: String,
+    autoshares_user_id: i64,
+}
+
+pub(super) async fn put_link(
+    request: HttpRequest,
+    subject: web::Path<String>,
+    body: web::Json<LinkRequest>,
+    admin: web::Data<AdminState>,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin_token(&request, &admin)?;
+    let subject = Subject::from(subject.into_inner());
+    if body.autoshares_user_id <= 0 {
+        return Err(ApiError::Malformed);
+    }
+    let user = AutosharesUserId(body.autoshares_user_id);
+    admin
+        .store
+        .save_link(&subject, user)
+        .await
+        .map_err(store_failure)?;
+    app.identity.forget(&subject);
+    tracing::info!(autoshares_user_id = user.0, "link saved");
+    Ok(HttpResponse::Ok().json(LinkResponse {
+        subject: subject.to_string(),
+        autoshares_user_id: user.0,
+    }))
+}
+
+pub(super) async fn get_link(
+    request: HttpRequest,
+    subject: web::Path<String>,
+    admin: web::Data<AdminState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin_token(&request, &admin)?;
+    let subject = Subject::from(subject.into_inner());
+    let user = admin
+        .store
+        .fetch_link(&subject)
+        .await
+        .map_err(store_failure)?
+        .ok_or(ApiError::LinkNotFound)?;
+    Ok(HttpResponse::Ok().json(LinkResponse {
+        subject: subject.to_string(),
+        autoshares_user_id: user.0,
+    }))
+}
+
+pub(super) async fn delete_link(
+    request: HttpRequest,
+    subject: web::Path<String>,
+    admin: web::Data<AdminState>,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    check_admin_token(&request, &admin)?;
+    let subject = Subject::from(subject.into_inner());
+    let existed = admin
+        .store
+        .delete_link(&subject)
+        .await
+        .map_err(store_failure)?;
+    app.identity.forget(&subject);
+    if existed {
+        tracing::info!("link deleted");
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::LinkNotFound)
+    }
+}
+
+fn store_failure(error: crate::identity::StoreError) -> ApiError {
+    ApiError::Link(error.into())
+}
