@@ -75,6 +75,8 @@ fn dev_layers(
         .with_default("auth.issuer", "autoshares-bff-dev")
         .with_default("auth.audience", "autoshares-bff")
         .with_default("log.format", "pretty")
+        // One developer binding the demo number again and again is not SMS pumping.
+        .with_default("abuse.prefix_budget", "off")
         .with("upstream.base_url", sandbox_base_url)
         .with("upstream.app_key", sandbox.app_key.as_str())
         .with("upstream.username", sandbox.username.as_str())

@@ -197,12 +197,14 @@ impl Layers {
 
     /// A quota with no default: `None` (off) when unset or `off`.
     pub fn optional_quota(&self, key: &str) -> Result<Option<Quota>, ConfigError> {
-        match self.optional_text(key)?.as_deref() {
-            None | Some("off") => Ok(None),
-            Some(text) => Quota::parse(text)
-                .map(Some)
-                .map_err(|e| ConfigError::key(key, &e.to_string())),
-        }
+        let text = self.optional_text(key)?;
+        off_or_quota(key, text.as_deref())
+    }
+
+    /// A quota with a default that may be `off`.
+    pub fn quota_or_off(&self, key: &str, default: &str) -> Result<Option<Quota>, ConfigError> {
+        let text = self.text(key, default)?;
+        off_or_quota(key, Some(&text))
     }
 
     /// A fraction from 0 to 1 with a default.
@@ -279,6 +281,15 @@ impl Layers {
     pub fn required_secret(&self, key: &str) -> Result<SecretString, ConfigError> {
         self.secret(key)?
             .ok_or_else(|| ConfigError::key(key, "is required"))
+    }
+}
+
+fn off_or_quota(key: &str, text: Option<&str>) -> Result<Option<Quota>, ConfigError> {
+    match text {
+        None | Some("off") => Ok(None),
+        Some(text) => Quota::parse(text)
+            .map(Some)
+            .map_err(|e| ConfigError::key(key, &e.to_string())),
     }
 }
 

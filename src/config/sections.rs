@@ -396,7 +396,8 @@ impl AbuseSettings {
             global_mode: RuleMode::read(l, "abuse.modes.global_budget")?,
             country_budgets,
             country_mode: RuleMode::read(l, "abuse.modes.country_budget")?,
-            prefix_budget: l.optional_quota("abuse.prefix_budget")?,
+            // On by default, below the breaker's min_sends_prefix: README "Abuse rules".
+            prefix_budget: l.quota_or_off("abuse.prefix_budget", "3/hour")?,
             prefix_mode: RuleMode::read(l, "abuse.modes.prefix_budget")?,
             prefix_drop_digits,
             conversion: ConversionSettings {

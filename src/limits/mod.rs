@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime};
 pub use keyed_hash::KeyedHash;
 pub use memory::MemoryLimits;
 pub use redis::{RedisLimitError, RedisLimits};
-pub use rules::{Policy, Scope};
+pub use rules::{BindFacts, Policy, Scope};
 
-use rules::{BindFacts, Refusal};
+use rules::Refusal;
 
 use crate::config::{OnBackendError, RuleMode};
 use crate::ids::AutosharesUserId;
