@@ -186,17 +186,18 @@ fn digits(seed: u64, count: usize) -> String {
         .collect()
 }
 
-/// Valid mobile numbers across eight countries, one per honest user.
+/// Valid mobile numbers across eight countries, one per honest user, spread over each
+/// country's number ranges as real subscribers are (area codes, exchanges, carriers).
 fn honest_numbers(users: u32) -> Vec<String> {
     let shapes: [(&str, usize); 8] = [
-        ("+1310890", 4),
+        ("+1", 10),
         ("+346", 8),
-        ("+447400", 6),
-        ("+49151", 8),
+        ("+447", 9),
+        ("+4915", 9),
         ("+336", 8),
-        ("+525512", 6),
+        ("+52", 10),
         ("+55119", 8),
-        ("+9198", 8),
+        ("+919", 9),
     ];
     let rules = PhoneRules::default();
     let mut numbers = Vec::new();
