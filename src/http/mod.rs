@@ -4,6 +4,7 @@
 
 pub mod admin;
 mod caller;
+mod json;
 pub mod openapi;
 pub mod phone_number;
 pub mod problem;
@@ -19,6 +20,7 @@ use crate::phone::PhoneRules;
 use crate::verification::Sealer;
 
 pub use caller::LinkedCaller;
+pub use json::JsonObject;
 pub use problem::ApiError;
 pub use span::RequestSpan;
 
@@ -44,14 +46,18 @@ pub fn public_routes(config: &mut web::ServiceConfig) {
                 .route(web::put().to(phone_number::bind))
                 .route(web::get().to(phone_number::read))
                 .route(web::delete().to(phone_number::unbind))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(only("GET, PUT, DELETE")),
         )
         .service(
             web::resource("/v1/me/phone-number/verification")
                 .route(web::post().to(phone_number::complete))
-                .default_service(web::to(method_not_allowed)),
+                .default_service(only("POST")),
         )
-        .route("/openapi.json", web::get().to(openapi::serve))
+        .service(
+            web::resource("/openapi.json")
+                .route(web::get().to(openapi::serve))
+                .default_service(only("GET")),
+        )
         .default_service(web::to(not_found));
 }
 
@@ -67,6 +73,7 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// The answer of a known path to a method it does not take: 405 with `Allow: <allow>`.
+pub fn only(allow: &'static str) -> actix_web::Route {
+    web::to(move || async move { Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow }) })
 }

@@ -10,10 +10,10 @@ use crate::limits::Verdict;
 use crate::phone::PhoneNumber;
 use crate::upstream::{AutoShares, PhoneStatus, UpstreamError};
 
-use super::AppState;
 use super::caller::LinkedCaller;
 use super::problem::{ApiError, BindProblems, CompleteProblems, ReadProblems, UnbindProblems};
 use super::request_id::RequestId;
+use super::{AppState, JsonObject};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -80,7 +80,7 @@ impl From<PhoneStatus> for PhoneNumberResponse {
 )]
 pub async fn bind(
     caller: LinkedCaller,
-    body: web::Json<BindRequest>,
+    body: JsonObject<BindRequest>,
     app: web::Data<AppState>,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
@@ -123,7 +123,7 @@ pub async fn bind(
 )]
 pub async fn complete(
     caller: LinkedCaller,
-    body: web::Json<CompleteRequest>,
+    body: JsonObject<CompleteRequest>,
     app: web::Data<AppState>,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,

@@ -127,3 +127,42 @@ async fn unknown_routes_and_methods_are_problems_too() {
         .await;
     patch.assert_problem(405, "method_not_allowed");
 }
+
+#[actix_web::test]
+async fn a_method_a_path_does_not_take_is_405_with_the_methods_it_does() {
+    let app = spawn_app().await;
+    let caller = app.caller("sub-1");
+    let cases = [
+        ("PATCH", "/v1/me/phone-number", "GET, PUT, DELETE"),
+        ("POST", "/v1/me/phone-number", "GET, PUT, DELETE"),
+        ("OPTIONS", "/v1/me/phone-number", "GET, PUT, DELETE"),
+        ("GET", "/v1/me/phone-number/verification", "POST"),
+        ("DELETE", "/openapi.json", "GET"),
+    ];
+    for (method, path, allow) in cases {
+        let url = format!("{}{path}", app.public);
+        let answer = app.send(method, &url, Some(&caller.jwt), None, &[]).await;
+        answer.assert_problem(405, "method_not_allowed");
+        assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
+    }
+    let url = format!("{}/admin/v1/abuse", app.admin);
+    let answer = app.send("POST", &url, None, None, &[]).await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.header("allow"), Some("GET"));
+}
+
+#[actix_web::test]
+async fn json_that_is_not_an_object_is_400_malformed_request() {
+    let app = spawn_app().await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    for body in [r#"["+13108904569"]"#, "42", r#""+13108904569""#, "null"] {
+        app.put_phone_number(&caller, body)
+            .await
+            .assert_problem(400, "malformed_request");
+        let url = format!("{}/v1/me/phone-number/verification", app.public);
+        app.send("POST", &url, Some(&caller.jwt), Some(body), &[])
+            .await
+            .assert_problem(400, "malformed_request");
+    }
+    assert_eq!(app.sandbox().binds(), 0, "nothing reached AutoShares");
+}

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AutosharesUserId, Subject};
 
-use super::super::AppState;
 use super::super::problem::ApiError;
+use super::super::{AppState, JsonObject};
 use super::{AdminState, check_admin_token};
 
 #[derive(Debug, Deserialize)]
@@ -25,7 +25,7 @@ struct LinkResponse {
 pub(super) async fn put_link(
     request: HttpRequest,
     subject: web::Path<String>,
-    body: web::Json<LinkRequest>,
+    body: JsonObject<LinkRequest>,
     admin: web::Data<AdminState>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {

@@ -46,24 +46,24 @@ pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
                 .route(web::put().to(links::put_link))
                 .route(web::get().to(links::get_link))
                 .route(web::delete().to(links::delete_link))
-                .default_service(web::to(super::method_not_allowed)),
+                .default_service(super::only("GET, PUT, DELETE")),
         );
         config
             .service(
                 web::resource("/admin/v1/abuse")
                     .route(web::get().to(abuse::show))
-                    .default_service(web::to(super::method_not_allowed)),
+                    .default_service(super::only("GET")),
             )
             .service(
                 web::resource("/admin/v1/abuse/blocks/{scope}/{key}")
                     .route(web::delete().to(abuse::lift_block))
-                    .default_service(web::to(super::method_not_allowed)),
+                    .default_service(super::only("DELETE")),
             )
             .service(
                 web::resource("/admin/v1/abuse/safe/{entry}")
                     .route(web::put().to(abuse::add_safe))
                     .route(web::delete().to(abuse::remove_safe))
-                    .default_service(web::to(super::method_not_allowed)),
+                    .default_service(super::only("PUT, DELETE")),
             );
     }
     config.default_service(web::to(super::not_found));

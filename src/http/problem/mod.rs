@@ -60,7 +60,10 @@ pub enum ApiError {
     #[error("no such route")]
     NotFound,
     #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// The methods the route takes, for the `Allow` header.
+        allow: &'static str,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -92,7 +95,7 @@ impl ApiError {
             Self::PayloadTooLarge => C::PayloadTooLarge,
             Self::UnsupportedMediaType => C::UnsupportedMediaType,
             Self::NotFound => C::NotFound,
-            Self::MethodNotAllowed => C::MethodNotAllowed,
+            Self::MethodNotAllowed { .. } => C::MethodNotAllowed,
             Self::Upstream(U::Timeout) => C::UpstreamTimeout,
             Self::Upstream(
                 U::Unreachable | U::CircuitOpen | U::LoginRefused | U::CredentialsRefused { .. },
@@ -164,6 +167,9 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             ));
+        }
+        if let Self::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, *allow));
         }
         if let Some(wait) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds(wait)));
