@@ -50,6 +50,7 @@ fn main() {
         per_user: settings.rate_limit.bind_per_user,
         per_phone: settings.rate_limit.bind_per_phone,
         abuse: settings.abuse.clone(),
+        idempotency_ttl: settings.rate_limit.idempotency_ttl,
     };
     let hash = KeyedHash::derive(&settings.verification.token_secret);
     let limits = MemoryLimits::new(&[]);

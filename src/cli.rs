@@ -73,5 +73,12 @@ pub enum TokenCommand {
         /// An extra claim `k=v`; a value of digits only becomes an integer.
         #[arg(long = "claim", value_name = "K=V")]
         claims: Vec<String>,
+        /// The `auth_time` claim: how long ago the user logged in (e.g. 0s, 20m); a
+        /// minted token is a fresh login unless told otherwise.
+        #[arg(long = "auth-age", default_value = "0s")]
+        auth_age: String,
+        /// The `acr` claim (authentication context class), for `auth.bind_acr_values`.
+        #[arg(long)]
+        acr: Option<String>,
     },
 }

@@ -14,16 +14,16 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::{Authenticator, Jwks};
+use crate::auth::{Authenticator, Jwks, StepUp};
 use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, admin_routes};
 use crate::http::{AppState, RequestSpan, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
-use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, RedisLimits};
+use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits};
 use crate::metrics::Metrics;
 use crate::phone::PhoneRules;
 use crate::upstream::Upstream;
-use crate::verification::Sealer;
+use crate::verification::{Envelope, Sealer};
 
 /// How often idle limiter keys are dropped.
 const EVICTION_INTERVAL: Duration = Duration::from_secs(60);
@@ -97,11 +97,19 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         per_user: quotas.bind_per_user,
         per_phone: quotas.bind_per_phone,
         abuse: settings.abuse.clone(),
+        idempotency_ttl: quotas.idempotency_ttl,
     };
     let limits = Limits::new(
         backend,
         policy,
         KeyedHash::derive(&settings.verification.token_secret),
+        Records::new(
+            KeyedHash::derive(&settings.verification.token_secret),
+            Envelope::derive(
+                &settings.verification.token_secret,
+                "autoshares-bff/idempotent-answers/v1",
+            ),
+        ),
         quotas.on_backend_error,
         quotas.verify_attempts,
         Arc::clone(&metrics),
@@ -109,9 +117,10 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     let verification = &settings.verification;
     let state = web::Data::new(AppState {
         auth,
+        step_up: StepUp::new(&settings.auth),
         identity,
         phone_rules: PhoneRules::new(&settings.phone),
-        limits,
+        limits: Arc::new(limits),
         sealer: Sealer::new(
             &verification.token_secret,
             &verification.previous_token_secrets,

@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::hkdf;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::ExposeSecret;
@@ -62,19 +63,69 @@ struct Payload {
     exp: u64,
 }
 
+/// Authenticated encryption of bytes under one key (AES-256-GCM, a random nonce each
+/// time): `nonce || ciphertext || tag`. The verification tokens use it, and so do the
+/// stored idempotent answers, each under its own key.
+pub struct Envelope(RandomizedNonceKey);
+
+impl Envelope {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(
+            RandomizedNonceKey::new(&AES_256_GCM, key)
+                .expect("a 32-byte key is valid for AES-256-GCM"),
+        )
+    }
+
+    /// A key of its own for `purpose`, derived from a sealing secret (HKDF-SHA-256).
+    pub fn derive(secret: &SealingKey, purpose: &str) -> Self {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, b"autoshares-bff");
+        let prk = salt.extract(secret.expose_secret());
+        let info: &[&[u8]] = &[purpose.as_bytes()];
+        let mut key = [0u8; 32];
+        prk.expand(info, hkdf::HKDF_SHA256)
+            .and_then(|okm| okm.fill(&mut key))
+            .expect("HKDF can fill one SHA-256 length");
+        Self::new(&key)
+    }
+
+    pub fn seal(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let mut in_out = plain.to_vec();
+        let nonce = self
+            .0
+            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
+            .expect("sealing with a valid key does not fail");
+        let mut bytes = Vec::with_capacity(NONCE_LEN + in_out.len());
+        bytes.extend_from_slice(nonce.as_ref());
+        bytes.extend_from_slice(&in_out);
+        bytes
+    }
+
+    /// The plain bytes, or `None` when `sealed` was not sealed by this key with `aad`.
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (nonce, sealed) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut in_out = sealed.to_vec();
+        let plain = self
+            .0
+            .open_in_place(nonce, Aad::from(aad), &mut in_out)
+            .ok()?;
+        Some(plain.to_vec())
+    }
+}
+
 /// Seals with the current key; opens with the current or any previous key.
 pub struct Sealer {
-    current: RandomizedNonceKey,
-    previous: Vec<RandomizedNonceKey>,
+    current: Envelope,
+    previous: Vec<Envelope>,
     ttl: Duration,
 }
 
 impl Sealer {
     pub fn new(current: &SealingKey, previous: &[SealingKey], ttl: Duration) -> Self {
-        let key = |secret: &SealingKey| {
-            RandomizedNonceKey::new(&AES_256_GCM, secret.expose_secret())
-                .expect("a 32-byte key is valid for AES-256-GCM")
-        };
+        let key = |secret: &SealingKey| Envelope::new(secret.expose_secret());
         Self {
             current: key(current),
             previous: previous.iter().map(key).collect(),
@@ -98,14 +149,8 @@ impl Sealer {
             phone: phone.as_e164().to_owned(),
             exp: unix_seconds(now) + self.ttl.as_secs(),
         };
-        let mut in_out = serde_json::to_vec(&payload).expect("the payload always serialises");
-        let nonce = self
-            .current
-            .seal_in_place_append_tag(Aad::from(AAD), &mut in_out)
-            .expect("sealing with a valid key does not fail");
-        let mut bytes = Vec::with_capacity(NONCE_LEN + in_out.len());
-        bytes.extend_from_slice(nonce.as_ref());
-        bytes.extend_from_slice(&in_out);
+        let plain = serde_json::to_vec(&payload).expect("the payload always serialises");
+        let bytes = self.current.seal(AAD, &plain);
         format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
@@ -126,15 +171,9 @@ impl Sealer {
         if bytes.len() < NONCE_LEN + TAG_LEN {
             return Err(TokenError::Malformed);
         }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
         let plain = std::iter::once(&self.current)
             .chain(&self.previous)
-            .find_map(|key| {
-                let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-                let mut in_out = sealed.to_vec();
-                let plain = key.open_in_place(nonce, Aad::from(AAD), &mut in_out).ok()?;
-                Some(plain.to_vec())
-            })
+            .find_map(|key| key.open(AAD, &bytes))
             .ok_or(TokenError::Tampered)?;
         let payload: Payload = serde_json::from_slice(&plain).map_err(|_| TokenError::Malformed)?;
         if payload.sub != subject.as_str() || payload.uid != user.0 {

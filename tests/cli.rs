@@ -130,6 +130,45 @@ fn token_mint_prints_a_token_with_typed_claims() {
     assert_eq!(data.claims["role"], "a1");
     let lifetime = data.claims["exp"].as_u64().unwrap() - data.claims["iat"].as_u64().unwrap();
     assert_eq!(lifetime, 1800);
+    assert_eq!(
+        data.claims["auth_time"], data.claims["iat"],
+        "a fresh login"
+    );
+    assert!(data.claims.get("acr").is_none());
+}
+
+#[test]
+fn token_mint_sets_the_login_age_and_acr_for_step_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BFF__AUTH__ISSUER", "iss-cli"),
+        ("BFF__AUTH__AUDIENCE", "aud-cli"),
+        ("BFF__AUTH__HS256_SECRET", "cli-secret"),
+    ];
+    let args = [
+        "token",
+        "mint",
+        "--sub",
+        "u",
+        "--auth-age",
+        "20m",
+        "--acr",
+        "mfa",
+    ];
+    let output = run(dir.path(), &args, &env);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut validation = Validation::default();
+    validation.set_audience(&["aud-cli"]);
+    validation.set_issuer(&["iss-cli"]);
+    let data = decode::<Map<String, Value>>(
+        stdout(&output).trim(),
+        &DecodingKey::from_secret(b"cli-secret"),
+        &validation,
+    )
+    .unwrap();
+    let age = data.claims["iat"].as_u64().unwrap() - data.claims["auth_time"].as_u64().unwrap();
+    assert_eq!(age, 1200);
+    assert_eq!(data.claims["acr"], "mfa");
 }
 
 fn database_env(url: &str) -> [(&str, &str); 1] {

@@ -5,6 +5,7 @@
 mod jwks;
 mod keys;
 mod mint;
+mod step_up;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use crate::ids::Subject;
 pub use jwks::{Jwks, JwksError, JwksSource};
 pub use keys::{KeySet, VerifyingKey};
 pub use mint::mint_hs256;
+pub use step_up::{StepUp, StepUpRequired};
 
 /// Tokens longer than this are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;

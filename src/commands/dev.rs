@@ -104,7 +104,7 @@ fn demo_token(secret: &str, issuer: &str, audience: &str) -> anyhow::Result<Stri
         .as_secs();
     let claims = json!({
         "sub": DEMO_SUBJECT, "iss": issuer, "aud": audience,
-        "iat": now, "exp": now + DEMO_TOKEN_TTL_S,
+        "iat": now, "auth_time": now, "exp": now + DEMO_TOKEN_TTL_S,
     });
     Ok(mint_hs256(secret.as_bytes(), &claims)?)
 }

@@ -12,13 +12,21 @@ use crate::cli::TokenCommand;
 use crate::config::{AuthSettings, KeySource, Layers, Sources};
 
 pub fn run(sources: Sources, command: TokenCommand) -> anyhow::Result<()> {
-    let TokenCommand::Mint { sub, ttl, claims } = command;
+    let TokenCommand::Mint {
+        sub,
+        ttl,
+        claims,
+        auth_age,
+        acr,
+    } = command;
     let auth = AuthSettings::read(&Layers::load(&sources)?)?;
     let KeySource::Hs256(secret) = &auth.key else {
         bail!("configuration: auth.hs256_secret is required to mint tokens");
     };
     let ttl = humantime::parse_duration(&ttl)
         .context("token mint: --ttl must look like 1h, 30m or 90s")?;
+    let auth_age = humantime::parse_duration(&auth_age)
+        .context("token mint: --auth-age must look like 0s, 20m or 2h")?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let mut body = Map::new();
     for claim in &claims {
@@ -27,6 +35,13 @@ pub fn run(sources: Sources, command: TokenCommand) -> anyhow::Result<()> {
             .filter(|(k, _)| !k.is_empty())
             .context("token mint: --claim must look like key=value")?;
         body.insert(key.to_owned(), claim_value(value));
+    }
+    body.insert(
+        "auth_time".into(),
+        now.saturating_sub(auth_age.as_secs()).into(),
+    );
+    if let Some(acr) = acr {
+        body.insert("acr".into(), acr.into());
     }
     body.insert("sub".into(), sub.into());
     body.insert("iss".into(), auth.issuer.into());

@@ -167,6 +167,14 @@ impl Layers {
         Ok(value)
     }
 
+    /// `key` (ending in `_s`) as a duration of whole seconds, with no default.
+    pub fn optional_seconds(&self, key: &str) -> Result<Option<Duration>, ConfigError> {
+        self.record(key, None);
+        Ok(self
+            .value::<u64>(key, "a whole number")?
+            .map(Duration::from_secs))
+    }
+
     /// `key` (ending in `_s`) as a duration of whole seconds.
     pub fn seconds(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
         self.number(key, default).map(Duration::from_secs)

@@ -79,6 +79,10 @@ pub struct AuthSettings {
     pub key: KeySource,
     pub jwks_refresh: Duration,
     pub leeway: Duration,
+    /// Step-up (CONTRACT.md §2): a bind or unbind needs a login at most this old.
+    pub bind_max_age: Option<Duration>,
+    /// Step-up: a bind or unbind needs one of these `acr` values.
+    pub bind_acr_values: Option<Vec<String>>,
 }
 
 impl AuthSettings {
@@ -99,6 +103,8 @@ impl AuthSettings {
             .seconds("auth.jwks_refresh_s", 300)?
             .max(Duration::from_secs(1));
         let leeway = l.seconds("auth.leeway_s", 30)?;
+        let bind_max_age = l.optional_seconds("auth.bind_max_age_s")?;
+        let bind_acr_values = l.list("auth.bind_acr_values")?;
         if sources.len() != 1 {
             return Err(ConfigError(
                 "auth.hs256_secret: set exactly one of auth.hs256_secret, auth.public_key_file, \
@@ -112,6 +118,8 @@ impl AuthSettings {
             key: sources.remove(0),
             jwks_refresh,
             leeway,
+            bind_max_age,
+            bind_acr_values,
         })
     }
 }
@@ -179,6 +187,8 @@ pub struct RateLimitSettings {
     pub bind_per_phone: Quota,
     pub verify_attempts: u32,
     pub on_backend_error: OnBackendError,
+    /// How long a bind's answer is kept for its `Idempotency-Key` (`idempotency.ttl_s`).
+    pub idempotency_ttl: Duration,
 }
 
 impl RateLimitSettings {
@@ -204,6 +214,7 @@ impl RateLimitSettings {
                 "allow" => OnBackendError::Allow,
                 _ => OnBackendError::Deny,
             },
+            idempotency_ttl: l.positive_seconds("idempotency.ttl_s", 86_400)?,
         })
     }
 }

@@ -1,5 +1,10 @@
-//! The `LinkedCaller` extractor: a request's JWT checked by `auth`, its subject mapped by
-//! `identity`. Handlers that take it never run for a 401 or a 403.
+//! The caller extractors: a request's JWT checked by `auth`, its subject mapped by
+//! `identity`. `LinkedCaller` is enough to read or to complete a binding;
+//! `SteppedUpCaller`, for bind and unbind, also needs the recent login of CONTRACT.md §2
+//! "Step-up", checked between authentication and the link (401 before 403). Handlers
+//! that take either never run for a 401 or a 403.
+
+use std::time::SystemTime;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -18,27 +23,59 @@ pub struct LinkedCaller {
     pub user: AutosharesUserId,
 }
 
+/// A linked caller whose login is recent and strong enough to change the number.
+#[derive(Debug, Clone)]
+pub struct SteppedUpCaller(pub LinkedCaller);
+
+impl std::ops::Deref for SteppedUpCaller {
+    type Target = LinkedCaller;
+
+    fn deref(&self) -> &LinkedCaller {
+        &self.0
+    }
+}
+
+fn resolve(
+    request: &HttpRequest,
+    step_up: bool,
+) -> LocalBoxFuture<'static, Result<LinkedCaller, ApiError>> {
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    Box::pin(async move {
+        let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+        let caller = state.auth.authenticate(authorization.as_deref()).await?;
+        if step_up {
+            state.step_up.check(&caller.claims, SystemTime::now())?;
+        }
+        let user = state
+            .identity
+            .resolve(&caller.subject, &caller.claims)
+            .await?;
+        Ok(LinkedCaller {
+            subject: caller.subject,
+            user,
+        })
+    })
+}
+
 impl FromRequest for LinkedCaller {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = request.app_data::<web::Data<AppState>>().cloned();
-        let authorization = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-            let caller = state.auth.authenticate(authorization.as_deref()).await?;
-            let user = state
-                .identity
-                .resolve(&caller.subject, &caller.claims)
-                .await?;
-            Ok(Self {
-                subject: caller.subject,
-                user,
-            })
-        })
+        resolve(request, false)
+    }
+}
+
+impl FromRequest for SteppedUpCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let caller = resolve(request, true);
+        Box::pin(async move { caller.await.map(Self) })
     }
 }

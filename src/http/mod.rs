@@ -3,6 +3,7 @@
 //! the problem body.
 
 pub mod admin;
+mod bind_headers;
 mod caller;
 mod json;
 pub mod openapi;
@@ -11,15 +12,17 @@ pub mod problem;
 pub mod request_id;
 mod span;
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, StepUp};
 use crate::identity::Identity;
 use crate::limits::Limits;
 use crate::phone::PhoneRules;
 use crate::verification::Sealer;
 
-pub use caller::LinkedCaller;
+pub use caller::{LinkedCaller, SteppedUpCaller};
 pub use json::JsonObject;
 pub use problem::ApiError;
 pub use span::RequestSpan;
@@ -30,9 +33,10 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// What every worker shares for the public API.
 pub struct AppState {
     pub auth: Authenticator,
+    pub step_up: StepUp,
     pub identity: Identity,
     pub phone_rules: PhoneRules,
-    pub limits: Limits,
+    pub limits: Arc<Limits>,
     pub sealer: Sealer,
 }
 

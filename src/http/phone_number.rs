@@ -2,15 +2,18 @@
 
 use std::time::SystemTime;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::limits::Verdict;
+use crate::limits::{Idempotent, StoredAnswer, Verdict};
 use crate::phone::PhoneNumber;
 use crate::upstream::{AutoShares, PhoneStatus, UpstreamError};
 
-use super::caller::LinkedCaller;
+use super::bind_headers::{IDEMPOTENCY_REPLAYED, idempotency_key, insert_rate_limit};
+use super::caller::{LinkedCaller, SteppedUpCaller};
 use super::problem::{ApiError, BindProblems, CompleteProblems, ReadProblems, UnbindProblems};
 use super::request_id::RequestId;
 use super::{AppState, JsonObject};
@@ -79,16 +82,85 @@ impl From<PhoneStatus> for PhoneNumberResponse {
     )
 )]
 pub async fn bind(
-    caller: LinkedCaller,
-    body: JsonObject<BindRequest>,
+    caller: SteppedUpCaller,
+    body: Result<JsonObject<BindRequest>, actix_web::Error>,
+    request: HttpRequest,
     app: web::Data<AppState>,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
-) -> Result<web::Json<BindResponse>, ApiError> {
+) -> HttpResponse {
+    let mut response = match body {
+        Ok(body) => {
+            let steps = bind_steps(&caller, &body, &request, &app, &autoshares, &request_id);
+            steps.await.unwrap_or_else(|error| error.error_response())
+        }
+        Err(error) => error.error_response(),
+    };
+    // Every answer to a linked caller tells its own quota (CONTRACT.md §2).
+    if let Some(quota) = app.limits.user_quota(caller.user).await {
+        insert_rate_limit(&mut response, &quota);
+    }
+    response
+}
+
+/// The bind after authentication and the link, in the order of CONTRACT.md §2.
+async fn bind_steps(
+    caller: &LinkedCaller,
+    body: &BindRequest,
+    request: &HttpRequest,
+    app: &AppState,
+    autoshares: &AutoShares,
+    request_id: &RequestId,
+) -> Result<HttpResponse, ApiError> {
     let number = PhoneNumber::parse(&body.phone_number, &app.phone_rules)?;
-    app.limits.admit_bind(caller.user, &number).await?;
+    let guard = match idempotency_key(request.headers())? {
+        None => None,
+        Some(key) => match app
+            .limits
+            .begin_idempotent(caller.user, &key, &number)
+            .await?
+        {
+            Idempotent::Replay(answer) => return Ok(replayed(answer)),
+            Idempotent::Fresh(guard) => Some(guard),
+        },
+    };
+    let outcome = send_bind(caller, &number, app, autoshares, request_id).await;
+    let Some(guard) = guard else {
+        return outcome.map(|bound| HttpResponse::Ok().json(bound));
+    };
+    // Only what AutoShares decided is kept for a retry (CONTRACT.md §2 "Idempotency").
+    let decided = match &outcome {
+        Ok(bound) => Some((
+            200,
+            serde_json::to_vec(bound).expect("a bind answer serialises"),
+        )),
+        Err(error @ ApiError::PhoneNumberRejected) => Some((422, error.problem_body())),
+        Err(_) => None,
+    };
+    match decided {
+        Some((status, body)) => {
+            let answer = StoredAnswer { status, body };
+            guard.store(&answer).await;
+            Ok(answer_of(&answer))
+        }
+        None => {
+            guard.abandon().await;
+            outcome.map(|bound| HttpResponse::Ok().json(bound))
+        }
+    }
+}
+
+/// The limits and abuse rules, then AutoShares, then the sealed token.
+async fn send_bind(
+    caller: &LinkedCaller,
+    number: &PhoneNumber,
+    app: &AppState,
+    autoshares: &AutoShares,
+    request_id: &RequestId,
+) -> Result<BindResponse, ApiError> {
+    app.limits.admit_bind(caller.user, number).await?;
     let bound = autoshares
-        .bind(caller.user, &number, request_id.as_str())
+        .bind(caller.user, number, request_id.as_str())
         .await
         .map_err(|error| match error {
             UpstreamError::Rejected { .. } => ApiError::PhoneNumberRejected,
@@ -98,15 +170,38 @@ pub async fn bind(
         bound.token_id,
         caller.user,
         &caller.subject,
-        &number,
+        number,
         SystemTime::now(),
     );
     tracing::info!(phone = %number, "bind sent");
-    Ok(web::Json(BindResponse {
+    Ok(BindResponse {
         phone_number: bound.phone_number,
         state: bound.state,
         verification_token: token,
-    }))
+    })
+}
+
+/// A stored answer as it went out the first time.
+fn answer_of(answer: &StoredAnswer) -> HttpResponse {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    HttpResponse::build(status)
+        .content_type(content_type)
+        .body(answer.body.clone())
+}
+
+/// A stored answer sent again: `Idempotency-Replayed: true`.
+fn replayed(answer: StoredAnswer) -> HttpResponse {
+    let mut response = answer_of(&answer);
+    response.headers_mut().insert(
+        HeaderName::from_static(IDEMPOTENCY_REPLAYED),
+        HeaderValue::from_static("true"),
+    );
+    response
 }
 
 /// Complete the binding (step 2) with the code from the SMS.
@@ -207,7 +302,7 @@ pub async fn read(
     )
 )]
 pub async fn unbind(
-    caller: LinkedCaller,
+    caller: SteppedUpCaller,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {

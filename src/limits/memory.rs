@@ -12,6 +12,7 @@ use crate::config::RuleMode;
 use crate::phone::Country;
 
 use super::gcra;
+use super::idempotency::{IN_FLIGHT_TTL, Record};
 use super::keyed_hash::Digest;
 use super::rules::{BindFacts, Budget, Decision, Policy, Refusal, Scope, block_length, trips};
 use super::{Attempt, BlockView};
@@ -54,6 +55,7 @@ struct State {
     scopes: HashMap<ScopeKey, ScopeState>,
     safe: BTreeSet<String>,
     attempts: HashMap<String, AttemptCount>,
+    records: HashMap<Digest, (Record, Instant)>,
     /// At most this many breaker scopes are counted at once.
     max_scopes: usize,
     /// While the scope table is full of live scopes, looking for idle ones again waits
@@ -115,14 +117,9 @@ impl MemoryLimits {
         }
     }
 
-    /// How many binds `user` may still send now, and the wait for one more.
-    pub fn user_quota(&self, user: i64, policy: &Policy, now: Duration) -> (u32, Duration) {
-        let state = self.lock();
-        gcra::remaining(
-            state.tats.get(&Bucket::User(user)).copied(),
-            now,
-            &policy.per_user,
-        )
+    /// The arrival time of `user`'s quota, if it has one.
+    pub fn user_tat(&self, user: i64) -> Option<Duration> {
+        self.lock().tats.get(&Bucket::User(user)).copied()
     }
 
     /// Active breaker blocks, as of `now`.
@@ -166,6 +163,33 @@ impl MemoryLimits {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The record `name`, or `None` after marking it in flight with `fingerprint`.
+    pub fn begin_record(&self, name: Digest, fingerprint: Digest) -> Option<Record> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if let Some((record, expires)) = state.records.get(&name)
+            && *expires > now
+        {
+            return Some(record.clone());
+        }
+        let marker = (Record::InFlight(fingerprint), now + IN_FLIGHT_TTL);
+        state.records.insert(name, marker);
+        None
+    }
+
+    pub fn finish_record(&self, name: Digest, sealed: Vec<u8>, ttl: Duration) {
+        let entry = (Record::Done(sealed), Instant::now() + ttl);
+        self.lock().records.insert(name, entry);
+    }
+
+    /// Drops the in-flight marker `name` if it is still this bind's.
+    pub fn abandon_record(&self, name: Digest, fingerprint: Digest) {
+        let mut state = self.lock();
+        if matches!(state.records.get(&name), Some((Record::InFlight(f), _)) if *f == fingerprint) {
+            state.records.remove(&name);
         }
     }
 
@@ -247,6 +271,8 @@ impl MemoryLimits {
         state.scopes.shrink_to_fit();
         state.attempts.retain(|_, entry| entry.forget_at > instant);
         state.attempts.shrink_to_fit();
+        state.records.retain(|_, (_, expires)| *expires > instant);
+        state.records.shrink_to_fit();
     }
 
     /// How many keys the quotas and the breaker hold now.
@@ -453,6 +479,7 @@ mod tests {
                 },
                 safe: Vec::new(),
             },
+            idempotency_ttl: Duration::from_secs(60),
         }
     }
 
@@ -507,12 +534,9 @@ mod tests {
                 None
             );
         }
-        assert_eq!(
-            limits.user_quota(1, &policy, T0),
-            (0, Duration::from_secs(1200))
-        );
-        let later = T0 + Duration::from_secs(1200);
-        assert_eq!(limits.user_quota(1, &policy, later).0, 1);
+        let quota = |now| gcra::remaining(limits.user_tat(1), now, &policy.per_user);
+        assert_eq!(quota(T0), (0, Duration::from_secs(1200)));
+        assert_eq!(quota(T0 + Duration::from_secs(1200)).0, 1);
     }
 
     #[test]

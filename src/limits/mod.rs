@@ -4,6 +4,7 @@
 //! the state lives in this process (`memory.rs`) or in Redis for all replicas (`redis.rs`).
 
 mod gcra;
+mod idempotency;
 mod keyed_hash;
 mod memory;
 mod redis;
@@ -12,11 +13,14 @@ mod rules;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use idempotency::{Records, StoredAnswer};
 pub use keyed_hash::KeyedHash;
 pub use memory::MemoryLimits;
 pub use redis::{RedisLimitError, RedisLimits};
 pub use rules::{BindFacts, Policy, Scope};
 
+use idempotency::Begun;
+use keyed_hash::Digest;
 use rules::Refusal;
 
 use crate::config::{OnBackendError, RuleMode};
@@ -33,6 +37,50 @@ pub enum Attempt {
     Exhausted,
     /// The token completed a binding.
     Used,
+}
+
+/// What an idempotent bind may do.
+pub enum Idempotent {
+    Fresh(IdempotencyGuard),
+    Replay(StoredAnswer),
+}
+
+/// The in-flight record of a fresh idempotent bind. Store the answer when AutoShares
+/// decided the bind; otherwise, or when the request goes away, the record is dropped and a
+/// retry is a new bind.
+pub struct IdempotencyGuard {
+    record: Option<(Arc<Limits>, Digest, Digest)>,
+}
+
+impl IdempotencyGuard {
+    /// A guard with no record: the backend could not answer and `on_backend_error` let
+    /// the bind through.
+    fn unrecorded() -> Self {
+        Self { record: None }
+    }
+
+    /// Stores the answer of a bind AutoShares decided.
+    pub async fn store(mut self, answer: &StoredAnswer) {
+        if let Some((limits, name, fingerprint)) = self.record.take() {
+            limits.finish_record(name, fingerprint, answer).await;
+        }
+    }
+
+    /// Drops the record: AutoShares decided nothing.
+    pub async fn abandon(mut self) {
+        if let Some((limits, name, fingerprint)) = self.record.take() {
+            limits.abandon_record(name, fingerprint).await;
+        }
+    }
+}
+
+impl Drop for IdempotencyGuard {
+    fn drop(&mut self) {
+        if let Some((limits, name, fingerprint)) = self.record.take() {
+            // The request went away mid-bind (the client hung up): free the key.
+            tokio::spawn(async move { limits.abandon_record(name, fingerprint).await });
+        }
+    }
 }
 
 /// What AutoShares made of a code, as far as the attempt count cares.
@@ -82,6 +130,18 @@ impl AttemptGuard<'_> {
     }
 }
 
+/// A user's bind quota as it stands (CONTRACT.md §2 RateLimit fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserQuota {
+    /// The quota's burst and period: `q` and `w`.
+    pub limit: u32,
+    pub window: Duration,
+    /// Binds the user may still send now: `r`.
+    pub remaining: u32,
+    /// Until one more is available (zero while some are): `t`.
+    pub reset: Duration,
+}
+
 /// An active breaker block, as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockView {
@@ -113,6 +173,10 @@ pub enum LimitError {
     },
     #[error("destination blocked by {rule}")]
     DestinationBlocked { rule: &'static str },
+    #[error("the idempotency key was used with another number")]
+    IdempotencyKeyReused,
+    #[error("a bind with this idempotency key is in flight")]
+    RequestInProgress,
     #[error("too many wrong codes for this verification token")]
     AttemptsExhausted { retry_after: Duration },
     #[error("the verification token already completed a binding")]
@@ -136,6 +200,7 @@ pub struct Limits {
     backend: Backend,
     policy: Policy,
     hash: KeyedHash,
+    records: Records,
     on_backend_error: OnBackendError,
     verify_attempts: u32,
     metrics: Arc<Metrics>,
@@ -144,11 +209,13 @@ pub struct Limits {
 impl Limits {
     /// `on_backend_error` decides what a bind does when Redis cannot answer; code attempts
     /// are always refused then. `verify_attempts` wrong codes spend a verification token.
-    /// Numbers are named in the backend by `hash` only.
+    /// Numbers are named in the backend by `hash` only; stored answers are sealed by
+    /// `records`.
     pub fn new(
         backend: Backend,
         policy: Policy,
         hash: KeyedHash,
+        records: Records,
         on_backend_error: OnBackendError,
         verify_attempts: u32,
         metrics: Arc<Metrics>,
@@ -157,6 +224,7 @@ impl Limits {
             backend,
             policy,
             hash,
+            records,
             on_backend_error,
             verify_attempts,
             metrics,
@@ -206,6 +274,78 @@ impl Limits {
         };
         self.refresh_block_gauge().await;
         Err(error)
+    }
+
+    /// Looks up the bind `user` makes to `phone` with `Idempotency-Key` `key` (CONTRACT.md
+    /// §2 "Idempotency"): a fresh bind goes ahead holding the returned guard; the same key
+    /// and number answered before is replayed; in flight, or with another number, refused.
+    pub async fn begin_idempotent(
+        self: &Arc<Self>,
+        user: AutosharesUserId,
+        key: &str,
+        phone: &PhoneNumber,
+    ) -> Result<Idempotent, LimitError> {
+        let name = self.records.name(user, key);
+        let fingerprint = self.hash.digest("phone", phone.as_e164());
+        let record = match &self.backend {
+            Backend::Memory(memory) => memory.begin_record(name, fingerprint),
+            Backend::Redis(redis) => match redis.begin_record(&name, &fingerprint).await {
+                Ok(record) => record,
+                Err(error) => {
+                    self.backend_failed(&error, self.on_backend_error)?;
+                    return Ok(Idempotent::Fresh(IdempotencyGuard::unrecorded()));
+                }
+            },
+        };
+        match self.records.judge(&name, &fingerprint, record) {
+            Begun::Fresh => Ok(Idempotent::Fresh(IdempotencyGuard {
+                record: Some((Arc::clone(self), name, fingerprint)),
+            })),
+            Begun::Replay(answer) => Ok(Idempotent::Replay(answer)),
+            Begun::InProgress => Err(LimitError::RequestInProgress),
+            Begun::Reused => Err(LimitError::IdempotencyKeyReused),
+        }
+    }
+
+    async fn finish_record(&self, name: Digest, fingerprint: Digest, answer: &StoredAnswer) {
+        let sealed = self.records.seal(&name, &fingerprint, answer);
+        let ttl = self.policy.idempotency_ttl;
+        match &self.backend {
+            Backend::Memory(memory) => memory.finish_record(name, sealed, ttl),
+            Backend::Redis(redis) => {
+                if let Err(error) = redis.finish_record(&name, sealed, ttl).await {
+                    // The bind is answered; a retry of it is then a new bind.
+                    tracing::warn!(error = %error, "could not store an idempotent answer");
+                }
+            }
+        }
+    }
+
+    async fn abandon_record(&self, name: Digest, fingerprint: Digest) {
+        match &self.backend {
+            Backend::Memory(memory) => memory.abandon_record(name, fingerprint),
+            Backend::Redis(redis) => {
+                if let Err(error) = redis.abandon_record(&name, &fingerprint).await {
+                    tracing::warn!(error = %error, "could not clear an idempotency marker");
+                }
+            }
+        }
+    }
+
+    /// `user`'s bind quota now; `None` when the shared backend cannot say.
+    pub async fn user_quota(&self, user: AutosharesUserId) -> Option<UserQuota> {
+        let (tat, now) = match &self.backend {
+            Backend::Memory(memory) => (memory.user_tat(user.0), memory.now()),
+            Backend::Redis(redis) => redis.user_quota(user).await.ok()?,
+        };
+        let quota = &self.policy.per_user;
+        let (remaining, reset) = gcra::remaining(tat, now, quota);
+        Some(UserQuota {
+            limit: quota.burst.get(),
+            window: quota.period,
+            remaining,
+            reset,
+        })
     }
 
     /// Counts a completed binding of `phone` for the pumping breaker.

@@ -10,7 +10,10 @@ use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::keyed_hash::encoded;
+use crate::ids::AutosharesUserId;
+
+use super::idempotency::{IN_FLIGHT_TTL, Record};
+use super::keyed_hash::{Digest, encoded};
 use super::rules::{BindFacts, Budget, Decision, Policy, Refusal, Scope};
 use super::{Attempt, BlockView};
 
@@ -157,6 +160,29 @@ for i = 1, #all do answer[#answer + 1] = all[i] end
 return answer
 ";
 
+/// Idempotency: KEYS = record; ARGV = in-flight marker, its ttl ms. Answers the record, or
+/// nil after setting the marker.
+const BEGIN_RECORD_SCRIPT: &str = r"
+local record = redis.call('GET', KEYS[1])
+if record then return record end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+";
+
+/// Idempotency: KEYS = record; ARGV = in-flight marker. Deletes the record if it is still
+/// that marker.
+const ABANDON_RECORD_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// The user's quota as it stands: KEYS = the user's arrival time. Answers {tat or -1, now}.
+const QUOTA_SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {tonumber(redis.call('GET', KEYS[1]) or -1), now}
+";
+
 /// Code attempts: KEYS = token; ARGV = max, keep ms, action (begin | refund | used).
 /// `begin` answers -1 when used, -2 when exhausted, else the new count.
 const ATTEMPT_SCRIPT: &str = r"
@@ -197,6 +223,9 @@ pub struct RedisLimits {
     completion: Script,
     lift: Script,
     blocks: Script,
+    quota: Script,
+    begin_record: Script,
+    abandon_record: Script,
     attempt: Script,
 }
 
@@ -216,6 +245,9 @@ impl RedisLimits {
             completion: Script::new(COMPLETION_SCRIPT),
             lift: Script::new(LIFT_SCRIPT),
             blocks: Script::new(BLOCKS_SCRIPT),
+            quota: Script::new(QUOTA_SCRIPT),
+            begin_record: Script::new(BEGIN_RECORD_SCRIPT),
+            abandon_record: Script::new(ABANDON_RECORD_SCRIPT),
             attempt: Script::new(ATTEMPT_SCRIPT),
         })
     }
@@ -322,6 +354,71 @@ impl RedisLimits {
             .filter(|rule| shadowed.split(',').any(|s| s == *rule))
             .collect();
         Ok(Decision { refusal, shadowed })
+    }
+
+    fn record_key(&self, name: &Digest) -> String {
+        format!("{}{{idempotency:{}}}", self.prefix, encoded(name))
+    }
+
+    /// The record `name`, or `None` after marking it in flight with `fingerprint`.
+    pub async fn begin_record(
+        &self,
+        name: &Digest,
+        fingerprint: &Digest,
+    ) -> Result<Option<Record>, RedisLimitError> {
+        let mut call = self.begin_record.prepare_invoke();
+        call.key(self.record_key(name))
+            .arg(Record::InFlight(*fingerprint).to_bytes())
+            .arg(millis(IN_FLIGHT_TTL));
+        let mut connection = self.connection().await?;
+        let stored: Option<Vec<u8>> = timed(call.invoke_async(&mut connection)).await?;
+        Ok(stored.and_then(|bytes| Record::from_bytes(&bytes)))
+    }
+
+    pub async fn finish_record(
+        &self,
+        name: &Digest,
+        sealed: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), RedisLimitError> {
+        let mut connection = self.connection().await?;
+        let _: () = timed(
+            redis::cmd("SET")
+                .arg(self.record_key(name))
+                .arg(Record::Done(sealed).to_bytes())
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut connection),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn abandon_record(
+        &self,
+        name: &Digest,
+        fingerprint: &Digest,
+    ) -> Result<(), RedisLimitError> {
+        let mut call = self.abandon_record.prepare_invoke();
+        call.key(self.record_key(name))
+            .arg(Record::InFlight(*fingerprint).to_bytes());
+        let mut connection = self.connection().await?;
+        timed(call.invoke_async::<i64>(&mut connection))
+            .await
+            .map(drop)
+    }
+
+    /// The arrival time of `user`'s quota and the server's time, in ms.
+    pub async fn user_quota(
+        &self,
+        user: AutosharesUserId,
+    ) -> Result<(Option<Duration>, Duration), RedisLimitError> {
+        let mut call = self.quota.prepare_invoke();
+        call.key(self.key(&format!("user:{user}")));
+        let mut connection = self.connection().await?;
+        let (tat, now): (i64, u64) = timed(call.invoke_async(&mut connection)).await?;
+        let tat = u64::try_from(tat).ok().map(Duration::from_millis);
+        Ok((tat, Duration::from_millis(now)))
     }
 
     /// Counts a completed binding for its country and prefix.

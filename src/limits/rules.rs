@@ -20,6 +20,8 @@ pub struct Policy {
     pub per_user: Quota,
     pub per_phone: Quota,
     pub abuse: AbuseSettings,
+    /// How long a stored idempotent answer is kept.
+    pub idempotency_ttl: Duration,
 }
 
 impl Policy {

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 pub enum ProblemCode {
     MalformedRequest,
     Unauthenticated,
+    StepUpRequired,
     UserNotLinked,
     NoPhoneNumber,
     LinkNotFound,
@@ -30,6 +31,8 @@ pub enum ProblemCode {
     TooManyAttempts,
     SmsBudgetExhausted,
     DestinationBlocked,
+    IdempotencyKeyReused,
+    RequestInProgress,
     InternalError,
     UpstreamError,
     UpstreamUnavailable,
@@ -73,6 +76,11 @@ impl ProblemCode {
                 S::UNAUTHORIZED,
                 "Unauthenticated",
                 "Send a valid bearer token issued for this service.",
+            ),
+            C::StepUpRequired => row(
+                S::UNAUTHORIZED,
+                "Step-up required",
+                "Changing the phone number needs a more recent or stronger login; sign in again.",
             ),
             C::UserNotLinked => row(
                 S::FORBIDDEN,
@@ -159,6 +167,16 @@ impl ProblemCode {
                 S::FORBIDDEN,
                 "Destination blocked",
                 "SMS to this number's destination are blocked for now; try again later.",
+            ),
+            C::IdempotencyKeyReused => row(
+                S::UNPROCESSABLE_ENTITY,
+                "Idempotency key reused",
+                "This Idempotency-Key was already used with another phone number.",
+            ),
+            C::RequestInProgress => row(
+                S::CONFLICT,
+                "Request in progress",
+                "A bind with this Idempotency-Key is still in progress; try again in a second.",
             ),
             C::InternalError => row(
                 S::INTERNAL_SERVER_ERROR,

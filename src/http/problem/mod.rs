@@ -13,7 +13,7 @@ use actix_web::http::StatusCode as S;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, StepUpRequired};
 use crate::identity::LinkError;
 use crate::limits::LimitError;
 use crate::phone::PhoneError;
@@ -29,6 +29,8 @@ pub use routes::{BindProblems, CompleteProblems, ReadProblems, UnbindProblems};
 pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    StepUp(#[from] StepUpRequired),
     #[error(transparent)]
     Link(#[from] LinkError),
     #[error(transparent)]
@@ -74,6 +76,7 @@ impl ApiError {
         use ProblemCode as C;
         match self {
             Self::Auth(_) => C::Unauthenticated,
+            Self::StepUp(_) => C::StepUpRequired,
             Self::Link(LinkError::NotLinked) => C::UserNotLinked,
             Self::Link(LinkError::Store(_)) | Self::Internal(_) => C::InternalError,
             Self::Phone(_) => C::InvalidPhoneNumber,
@@ -83,6 +86,8 @@ impl ApiError {
             Self::Limit(LimitError::Exceeded { .. }) => C::RateLimited,
             Self::Limit(LimitError::BudgetExhausted { .. }) => C::SmsBudgetExhausted,
             Self::Limit(LimitError::DestinationBlocked { .. }) => C::DestinationBlocked,
+            Self::Limit(LimitError::IdempotencyKeyReused) => C::IdempotencyKeyReused,
+            Self::Limit(LimitError::RequestInProgress) => C::RequestInProgress,
             Self::Limit(LimitError::AttemptsExhausted { .. }) => C::TooManyAttempts,
             Self::Limit(LimitError::Unavailable) => C::RateLimiterUnavailable,
             Self::PhoneNumberRejected => C::PhoneNumberRejected,
@@ -127,8 +132,14 @@ impl ApiError {
         }
     }
 
+    /// The problem body as sent, for an answer stored to be sent again.
+    pub fn problem_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.problem()).expect("a problem always serialises")
+    }
+
     fn retry_after(&self) -> Option<Duration> {
         match self {
+            Self::Limit(LimitError::RequestInProgress) => Some(Duration::from_secs(1)),
             Self::Limit(
                 LimitError::Exceeded { retry_after, .. }
                 | LimitError::BudgetExhausted { retry_after, .. }
@@ -167,6 +178,11 @@ impl ResponseError for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             ));
+        }
+        if let Self::StepUp(refusal) = self
+            && let Ok(challenge) = HeaderValue::from_str(&refusal.challenge)
+        {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         if let Self::MethodNotAllowed { allow } = self {
             response.insert_header((header::ALLOW, *allow));

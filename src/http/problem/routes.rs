@@ -45,11 +45,14 @@ route_problems!(
     BindProblems = BODY,
     CALLER,
     &[
+        C::StepUpRequired,
         C::InvalidPhoneNumber,
         C::PhoneNumberRejected,
         C::RateLimited,
         C::SmsBudgetExhausted,
         C::DestinationBlocked,
+        C::IdempotencyKeyReused,
+        C::RequestInProgress,
         C::RateLimiterUnavailable,
     ]
 );
@@ -72,7 +75,8 @@ route_problems!(
 );
 route_problems!(
     /// `DELETE /v1/me/phone-number`.
-    UnbindProblems = CALLER
+    UnbindProblems = CALLER,
+    &[C::StepUpRequired]
 );
 
 /// One response per status, naming every code of the lists that has it.
@@ -120,7 +124,7 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                "400", "401", "403", "413", "415", "422", "429", "500", "502", "503", "504"
+                "400", "401", "403", "409", "413", "415", "422", "429", "500", "502", "503", "504"
             ]
         );
     }

@@ -1,0 +1,91 @@
+//! HTTP's side of two bind rules (CONTRACT.md §2): the `Idempotency-Key` header, and the
+//! IETF RateLimit fields that tell a caller its own bind quota.
+
+use actix_web::HttpResponse;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::limits::UserQuota;
+
+use super::problem::{ApiError, retry_after_seconds};
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const IDEMPOTENCY_REPLAYED: &str = "idempotency-replayed";
+
+/// The `Idempotency-Key` of a request: 1-255 printable ASCII characters, optionally a
+/// quoted structured-field string; anything else is 400 `malformed_request`.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::Malformed);
+    }
+    let text = value.to_str().map_err(|_| ApiError::Malformed)?;
+    let key = match text.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"').ok_or(ApiError::Malformed)?,
+        None => text,
+    };
+    let printable = key.bytes().all(|b| (0x20..=0x7e).contains(&b));
+    if key.is_empty() || key.len() > 255 || !printable {
+        return Err(ApiError::Malformed);
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// `RateLimit-Policy: "bind_per_user";q=5;w=3600` and `RateLimit: "bind_per_user";r=4;t=0`.
+pub fn insert_rate_limit(response: &mut HttpResponse, quota: &UserQuota) {
+    let reset = if quota.remaining > 0 {
+        0
+    } else {
+        retry_after_seconds(quota.reset)
+    };
+    let policy = format!(
+        r#""bind_per_user";q={};w={}"#,
+        quota.limit,
+        quota.window.as_secs()
+    );
+    let state = format!(r#""bind_per_user";r={};t={reset}"#, quota.remaining);
+    let headers = response.headers_mut();
+    for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn idempotency_keys_are_printable_ascii_of_1_to_255() {
+        let long = "k".repeat(255);
+        let too_long = "k".repeat(256);
+        // (header value, the key it gives or None when refused, what)
+        let cases: [(&[u8], Option<&str>, &str); 7] = [
+            (b"abc-123", Some("abc-123"), "plain"),
+            (b"\"a b\"", Some("a b"), "a quoted string"),
+            (long.as_bytes(), Some(long.as_str()), "255 characters"),
+            (too_long.as_bytes(), None, "256 characters"),
+            (b"", None, "empty"),
+            (b"\"\"", None, "quoted empty"),
+            (b"caf\xc3\xa9", None, "not ASCII"),
+        ];
+        for (value, expected, what) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                HeaderName::from_static(IDEMPOTENCY_KEY),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+            let got = idempotency_key(&headers).ok().flatten();
+            assert_eq!(got.as_deref(), expected, "{what}");
+        }
+        assert_eq!(
+            idempotency_key(&HeaderMap::new()).ok(),
+            Some(None),
+            "absent"
+        );
+    }
+}
