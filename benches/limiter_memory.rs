@@ -2,13 +2,14 @@
 //!
 //!   cargo bench --bench limiter_memory
 //!
-//! Feeds binds from 1 000 000 distinct users, then binds to 100 000 distinct prefixes,
+//! Feeds binds from 1 000 000 distinct users (each to a number of its own), then binds to
+//! 100 000 distinct prefixes,
 //! through `MemoryLimits` with the shipped defaults, and prints the RSS after each. Under
 //! `cargo test` (no `--bench` argument) it runs 1 000 of each, as a smoke test.
 
 use std::time::Duration;
 
-use autoshares_bff::config::{Settings, Sources};
+use autoshares_bff::config::{Quota, Settings, Sources};
 use autoshares_bff::ids::AutosharesUserId;
 use autoshares_bff::limits::{BindFacts, KeyedHash, MemoryLimits, Policy};
 use autoshares_bff::phone::PhoneNumber;
@@ -26,7 +27,7 @@ fn rss_mib() -> f64 {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (users, prefixes) = if full {
+    let (users, prefixes): (u64, u64) = if full {
         (1_000_000, 100_000)
     } else {
         (1_000, 1_000)
@@ -46,10 +47,18 @@ fn main() {
             ),
     )
     .expect("bench settings are valid");
+    // Every quota and rule as shipped, except that nothing refuses: the per-number quota,
+    // the prefix budget and breaker (100 users share a prefix) and the country breaker would
+    // otherwise stop counting new keys early.
+    let mut abuse = settings.abuse.clone();
+    abuse.conversion.min_sends_country = u32::MAX;
+    abuse.conversion.min_sends_prefix = u32::MAX;
+    let prefix_budget = abuse.prefix_budget.take();
+    let roomy = Quota::parse("1000000000/second").unwrap();
     let policy = Policy {
         per_user: settings.rate_limit.bind_per_user,
-        per_phone: settings.rate_limit.bind_per_phone,
-        abuse: settings.abuse.clone(),
+        per_phone: roomy,
+        abuse,
         idempotency_ttl: settings.rate_limit.idempotency_ttl,
     };
     let hash = KeyedHash::derive(&settings.verification.token_secret);
@@ -57,34 +66,33 @@ fn main() {
     let now = Duration::from_secs(1);
     let before = rss_mib();
 
-    // Distinct users, all binding numbers of one prefix block (few phone and prefix keys).
-    let phone = PhoneNumber::from_trusted_e164("+13108904569".to_owned());
+    // Distinct users, each binding a number of its own (100 users share a prefix).
     for user in 0..users {
-        let facts = BindFacts::new(AutosharesUserId(user + 1), &phone, &policy, &hash);
+        let phone = PhoneNumber::from_trusted_e164(format!("+1{}", 2_000_000_000 + user));
+        let facts = BindFacts::new(AutosharesUserId(user as i64 + 1), &phone, &policy, &hash);
         limits.admit_bind(&facts, &policy, now);
     }
     let after_users = rss_mib();
     println!(
-        "{users} distinct users: {:.1} MiB RSS ({:+.1} MiB, {} keys)",
-        after_users,
+        "{users} distinct users and numbers: {after_users:.1} MiB RSS ({:+.1} MiB, {} keys)",
         after_users - before,
         limits.tracked_keys()
     );
 
-    // Distinct prefixes (and numbers), from one user whose quota is out of the way.
-    let roomy = Policy {
-        per_user: autoshares_bff::config::Quota::parse("1000000000/second").unwrap(),
-        ..policy.clone()
+    // Distinct prefixes, from one user whose quota is out of the way.
+    let mut policy = Policy {
+        per_user: roomy,
+        ..policy
     };
+    policy.abuse.prefix_budget = prefix_budget;
     for i in 0..prefixes {
-        let phone = PhoneNumber::from_trusted_e164(format!("+1{:010}", 2_000_000_000 + i * 10_000));
-        let facts = BindFacts::new(AutosharesUserId(0), &phone, &roomy, &hash);
-        limits.admit_bind(&facts, &roomy, now);
+        let phone = PhoneNumber::from_trusted_e164(format!("+1{}", 4_000_000_000 + i * 10_000));
+        let facts = BindFacts::new(AutosharesUserId(0), &phone, &policy, &hash);
+        limits.admit_bind(&facts, &policy, now);
     }
     let after_prefixes = rss_mib();
     println!(
-        "+{prefixes} distinct prefixes: {:.1} MiB RSS ({:+.1} MiB, {} keys)",
-        after_prefixes,
+        "+{prefixes} distinct prefixes: {after_prefixes:.1} MiB RSS ({:+.1} MiB, {} keys)",
         after_prefixes - after_users,
         limits.tracked_keys()
     );
