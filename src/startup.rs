@@ -17,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 use crate::auth::{Authenticator, Jwks, StepUp};
 use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, admin_routes};
+use crate::http::cors::{self, Cors};
 use crate::http::{AppState, RequestSpan, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
 use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits};
@@ -136,12 +137,18 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     let public_metrics = web::Data::from(Arc::clone(&metrics));
     let grace = settings.server.shutdown_grace;
     let public_state = state.clone();
+    let cors = web::Data::new(Cors::new(
+        &settings.cors.allowed_origins,
+        settings.cors.max_age_s,
+    ));
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
             .app_data(public_metrics.clone())
+            .app_data(cors.clone())
             .app_data(web::Data::new(upstream.client()))
             .configure(public_routes)
+            .wrap(from_fn(cors::handle))
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(from_fn(request_id::assign))
     })

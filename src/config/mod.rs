@@ -17,10 +17,10 @@ use secrecy::SecretString;
 pub use layers::Layers;
 pub use quota::{Quota, QuotaError};
 pub use sections::{
-    AbuseSettings, AuthSettings, ConversionSettings, DatabaseSettings, IdentitySource, KeySource,
-    LimitBackend, LogFormat, LogSettings, OnBackendError, PhoneSettings, RateLimitSettings,
-    RuleMode, SealingKey, ServerSettings, UpstreamSettings, VerificationSettings, admin_token,
-    is_e164_prefix, sandbox_listen,
+    AbuseSettings, AuthSettings, ConversionSettings, CorsSettings, DatabaseSettings,
+    IdentitySource, KeySource, LimitBackend, LogFormat, LogSettings, OnBackendError, PhoneSettings,
+    RateLimitSettings, RuleMode, SealingKey, ServerSettings, UpstreamSettings,
+    VerificationSettings, admin_token, is_e164_prefix, sandbox_listen,
 };
 
 /// A configuration problem, always naming the dotted key it is about.
@@ -82,6 +82,7 @@ pub struct Settings {
     pub abuse: AbuseSettings,
     pub verification: VerificationSettings,
     pub phone: PhoneSettings,
+    pub cors: CorsSettings,
     pub admin_token: Option<SecretString>,
     pub log: LogSettings,
 }
@@ -104,6 +105,7 @@ impl Settings {
             abuse: AbuseSettings::read(layers)?,
             verification: VerificationSettings::read(layers)?,
             phone: PhoneSettings::read(layers)?,
+            cors: CorsSettings::read(layers)?,
             admin_token: admin_token(layers)?,
             log: LogSettings::read(layers)?,
         })
@@ -208,6 +210,25 @@ mod tests {
             ("server.listen", "nowhere", "server.listen"),
             ("rate_limit.backend", "redis", "redis.url"),
             ("upstream.timeout_ms", "soon", "upstream.timeout_ms"),
+            ("cors.allowed_origins", "*", "cors.allowed_origins"),
+            (
+                "cors.allowed_origins",
+                "https://a.example, https://*.example",
+                "cors.allowed_origins",
+            ),
+            (
+                "cors.allowed_origins",
+                "https://a.example/app",
+                "cors.allowed_origins",
+            ),
+            (
+                "abuse.conversion.min_ratio",
+                "1.5",
+                "abuse.conversion.min_ratio",
+            ),
+            ("abuse.prefix_budget", "3/fortnight", "abuse.prefix_budget"),
+            ("abuse.safe", "+34 635", "abuse.safe"),
+            ("abuse.modes.conversion", "loud", "abuse.modes.conversion"),
         ];
         for (key, value, named) in cases {
             let message = error_of(minimal().with(key, value));

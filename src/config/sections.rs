@@ -303,6 +303,39 @@ impl LogSettings {
     }
 }
 
+/// Browsers (CONTRACT.md §2 "Browsers (CORS)").
+#[derive(Debug, Clone, Default)]
+pub struct CorsSettings {
+    /// Exact origins such as `https://app.example.com`; empty: no CORS.
+    pub allowed_origins: Vec<String>,
+    pub max_age_s: u64,
+}
+
+impl CorsSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        const KEY: &str = "cors.allowed_origins";
+        let allowed_origins = l.list(KEY)?.unwrap_or_default();
+        for origin in &allowed_origins {
+            if origin.contains('*') {
+                return Err(ConfigError::key(KEY, "must list exact origins, not *"));
+            }
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            if rest.is_none_or(|host| host.is_empty() || host.contains('/')) {
+                return Err(ConfigError::key(
+                    KEY,
+                    &format!("has `{origin}`, which is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        Ok(Self {
+            allowed_origins,
+            max_age_s: l.number("cors.max_age_s", 600u64)?,
+        })
+    }
+}
+
 /// The admin API's bearer token; the API is absent without one.
 pub fn admin_token(l: &Layers) -> Result<Option<SecretString>, ConfigError> {
     l.secret("admin.token")

@@ -5,6 +5,7 @@
 pub mod admin;
 mod bind_headers;
 mod caller;
+pub mod cors;
 mod json;
 pub mod openapi;
 pub mod phone_number;
@@ -40,22 +41,34 @@ pub struct AppState {
     pub sealer: Sealer,
 }
 
+/// The methods of each public path, for `Allow` and for CORS preflights.
+const PHONE_NUMBER: (&str, &str) = ("/v1/me/phone-number", "GET, PUT, DELETE");
+const VERIFICATION: (&str, &str) = ("/v1/me/phone-number/verification", "POST");
+
+/// The methods a `/v1` path takes, if it is one of ours.
+pub fn route_methods(path: &str) -> Option<&'static str> {
+    [PHONE_NUMBER, VERIFICATION]
+        .into_iter()
+        .find(|(route, _)| *route == path)
+        .map(|(_, methods)| methods)
+}
+
 /// The public route table.
 pub fn public_routes(config: &mut web::ServiceConfig) {
     config
         .app_data(json_config())
         .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
         .service(
-            web::resource("/v1/me/phone-number")
+            web::resource(PHONE_NUMBER.0)
                 .route(web::put().to(phone_number::bind))
                 .route(web::get().to(phone_number::read))
                 .route(web::delete().to(phone_number::unbind))
-                .default_service(only("GET, PUT, DELETE")),
+                .default_service(only(PHONE_NUMBER.1)),
         )
         .service(
-            web::resource("/v1/me/phone-number/verification")
+            web::resource(VERIFICATION.0)
                 .route(web::post().to(phone_number::complete))
-                .default_service(only("POST")),
+                .default_service(only(VERIFICATION.1)),
         )
         .service(
             web::resource("/openapi.json")

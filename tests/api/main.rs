@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod bind;
 mod complete;
+mod cors;
 mod helpers;
 mod idempotency;
 mod identity;

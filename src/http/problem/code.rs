@@ -20,6 +20,7 @@ pub enum ProblemCode {
     SafeEntryNotFound,
     NotFound,
     MethodNotAllowed,
+    OriginNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidPhoneNumber,
@@ -108,6 +109,11 @@ impl ProblemCode {
                 "That number or prefix is not on the safe-list.",
             ),
             C::NotFound => row(S::NOT_FOUND, "Not found", "There is no such route."),
+            C::OriginNotAllowed => row(
+                S::FORBIDDEN,
+                "Origin not allowed",
+                "This web origin may not call the API.",
+            ),
             C::MethodNotAllowed => row(
                 S::METHOD_NOT_ALLOWED,
                 "Method not allowed",

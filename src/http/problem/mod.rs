@@ -61,6 +61,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("no such route")]
     NotFound,
+    #[error("origin not allowed")]
+    OriginNotAllowed,
     #[error("method not allowed on this route")]
     MethodNotAllowed {
         /// The methods the route takes, for the `Allow` header.
@@ -100,6 +102,7 @@ impl ApiError {
             Self::PayloadTooLarge => C::PayloadTooLarge,
             Self::UnsupportedMediaType => C::UnsupportedMediaType,
             Self::NotFound => C::NotFound,
+            Self::OriginNotAllowed => C::OriginNotAllowed,
             Self::MethodNotAllowed { .. } => C::MethodNotAllowed,
             Self::Upstream(U::Timeout) => C::UpstreamTimeout,
             Self::Upstream(
