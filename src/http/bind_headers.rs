@@ -22,10 +22,12 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
         return Err(ApiError::Malformed);
     }
     let text = value.to_str().map_err(|_| ApiError::Malformed)?;
-    let key = match text.strip_prefix('"') {
-        Some(rest) => rest.strip_suffix('"').ok_or(ApiError::Malformed)?,
-        None => text,
-    };
+    // A structured-field string: the quotes are not part of the key.
+    let key = text
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+        .filter(|inner| !inner.is_empty())
+        .unwrap_or(text);
     let printable = key.bytes().all(|b| (0x20..=0x7e).contains(&b));
     if key.is_empty() || key.len() > 255 || !printable {
         return Err(ApiError::Malformed);
@@ -64,13 +66,24 @@ mod tests {
         let long = "k".repeat(255);
         let too_long = "k".repeat(256);
         // (header value, the key it gives or None when refused, what)
-        let cases: [(&[u8], Option<&str>, &str); 7] = [
+        let quoted_long = format!("\"{long}\"");
+        let cases: [(&[u8], Option<&str>, &str); 9] = [
             (b"abc-123", Some("abc-123"), "plain"),
+            (
+                quoted_long.as_bytes(),
+                Some(long.as_str()),
+                "255 characters in quotes",
+            ),
+            (b"\"ab", Some("\"ab"), "a lone quote is part of the key"),
             (b"\"a b\"", Some("a b"), "a quoted string"),
             (long.as_bytes(), Some(long.as_str()), "255 characters"),
             (too_long.as_bytes(), None, "256 characters"),
             (b"", None, "empty"),
-            (b"\"\"", None, "quoted empty"),
+            (
+                b"\"\"",
+                Some("\"\""),
+                "two quotes are a key of two characters",
+            ),
             (b"caf\xc3\xa9", None, "not ASCII"),
         ];
         for (value, expected, what) in cases {

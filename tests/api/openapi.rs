@@ -75,3 +75,55 @@ async fn openapi_json_is_valid_openapi_3_naming_every_route_and_code() {
         assert!(bind[status].is_object(), "bind documents {status}");
     }
 }
+
+#[actix_web::test]
+async fn openapi_json_declares_headers_the_number_form_and_the_link_to_completion() {
+    let app = spawn_app().await;
+    let url = format!("{}/openapi.json", app.public);
+    let doc = app.send("GET", &url, None, None, &[]).await.json();
+    let bind = &doc["paths"]["/v1/me/phone-number"]["put"];
+    let parameters: Vec<&str> = bind["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(parameters.contains(&"Idempotency-Key") && parameters.contains(&"X-Request-Id"));
+    let ok = &bind["responses"]["200"];
+    for header in [
+        "X-Request-Id",
+        "RateLimit",
+        "RateLimit-Policy",
+        "Idempotency-Replayed",
+    ] {
+        assert!(
+            ok["headers"][header].is_object(),
+            "bind 200 declares {header}"
+        );
+    }
+    assert!(bind["responses"]["429"]["headers"]["Retry-After"].is_object());
+    assert!(bind["responses"]["409"]["headers"]["Retry-After"].is_object());
+    let link = &ok["links"]["CompleteBinding"];
+    assert_eq!(link["operationId"], "complete");
+    assert_eq!(
+        link["requestBody"]["verificationToken"],
+        "$response.body#/verificationToken"
+    );
+    let number = &doc["components"]["schemas"]["BindRequest"]["properties"]["phoneNumber"];
+    assert!(number["pattern"].as_str().unwrap().starts_with("^\\+"));
+    assert_eq!(
+        (number["minLength"].as_u64(), number["maxLength"].as_u64()),
+        (Some(7), Some(32))
+    );
+    let codes = doc["components"]["schemas"]["ProblemCode"]["enum"].to_string();
+    for code in [
+        "step_up_required",
+        "destination_blocked",
+        "origin_not_allowed",
+        "request_in_progress",
+        "idempotency_key_reused",
+        "sms_budget_exhausted",
+    ] {
+        assert!(codes.contains(code), "{code}");
+    }
+}
