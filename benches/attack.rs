@@ -3,6 +3,7 @@
 //!   cargo bench --bench attack                       # one instance, memory limits
 //!   cargo bench --bench attack -- --redis redis://127.0.0.1:6379   # two instances, one Redis
 //!   cargo bench --bench attack -- --shadow           # every rule in shadow mode
+//!   cargo bench --bench attack -- --breaker-only     # the prefix budget off
 //!
 //! The service runs against its sandbox with the shipped defaults of `config/default.toml`,
 //! time compressed by configuration: an hour of the real rules is a minute here (the
@@ -44,6 +45,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let full = args.iter().any(|a| a == "--bench");
     let shadow = args.iter().any(|a| a == "--shadow");
+    let breaker_only = args.iter().any(|a| a == "--breaker-only");
     let redis = args
         .iter()
         .position(|a| a == "--redis")
@@ -73,10 +75,10 @@ async fn main() {
     .unwrap();
     let instances = match &redis {
         Some(url) => vec![
-            start(&sandbox, shadow, Some(url)).await,
-            start(&sandbox, shadow, Some(url)).await,
+            start(&sandbox, shadow, breaker_only, Some(url)).await,
+            start(&sandbox, shadow, breaker_only, Some(url)).await,
         ],
-        None => vec![start(&sandbox, shadow, None).await],
+        None => vec![start(&sandbox, shadow, breaker_only, None).await],
     };
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -106,7 +108,12 @@ async fn main() {
     );
 }
 
-async fn start(sandbox: &Sandbox, shadow: bool, redis: Option<&str>) -> Instance {
+async fn start(
+    sandbox: &Sandbox,
+    shadow: bool,
+    breaker_only: bool,
+    redis: Option<&str>,
+) -> Instance {
     let dir = tempfile::tempdir().unwrap().keep();
     let defaults = SandboxConfig::default();
     let mut sources = Sources::default()
@@ -141,6 +148,9 @@ async fn start(sandbox: &Sandbox, shadow: bool, redis: Option<&str>) -> Instance
         ] {
             sources = sources.with(&format!("abuse.modes.{rule}"), "shadow");
         }
+    }
+    if breaker_only {
+        sources = sources.with("abuse.prefix_budget", "off");
     }
     if let Some(url) = redis {
         sources = sources
