@@ -258,13 +258,13 @@ fn check_code(code: &str) -> Result<&str, ApiError> {
     Ok(code)
 }
 
-/// What an answer to step 2 says of the code: a 4xx judged it wrong; any other failure
-/// judged nothing.
+/// What an answer to step 2 says of the code: only a code that provably never reached
+/// AutoShares gives its attempt back.
 fn verdict(outcome: &Result<PhoneStatus, UpstreamError>) -> Verdict {
     match outcome {
         Ok(_) => Verdict::Accepted,
-        Err(UpstreamError::Rejected { .. }) => Verdict::Refused,
-        Err(_) => Verdict::Unjudged,
+        Err(error) if error.never_reached() => Verdict::NotSent,
+        Err(_) => Verdict::Counted,
     }
 }
 

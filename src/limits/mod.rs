@@ -88,10 +88,11 @@ impl Drop for IdempotencyGuard {
 pub enum Verdict {
     /// The code was right: the token is closed.
     Accepted,
-    /// AutoShares judged the code wrong: the attempt stays counted.
-    Refused,
-    /// AutoShares judged nothing: the attempt is given back.
-    Unjudged,
+    /// AutoShares judged the code wrong, or may have judged it (a 5xx, no answer in
+    /// time): the attempt stays counted (CONTRACT.md §2).
+    Counted,
+    /// The code provably never reached AutoShares: the attempt is given back.
+    NotSent,
 }
 
 /// One code attempt taken by [`Limits::attempt`], waiting for its [`Verdict`].
@@ -107,9 +108,9 @@ impl AttemptGuard<'_> {
     pub async fn settle(self, verdict: Verdict) {
         let Self { limits, key, keep } = self;
         let what = match verdict {
-            Verdict::Refused => return,
+            Verdict::Counted => return,
             Verdict::Accepted => "close a used verification token",
-            Verdict::Unjudged => "give back a code attempt",
+            Verdict::NotSent => "give back a code attempt",
         };
         let outcome = match &limits.backend {
             Backend::Memory(memory) => {

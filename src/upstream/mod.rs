@@ -27,7 +27,9 @@ use session::{ServiceToken, Session};
 pub enum UpstreamError {
     #[error("autoshares did not answer in time")]
     Timeout,
-    #[error("autoshares refused or dropped the connection")]
+    #[error("autoshares refused the connection")]
+    ConnectFailed,
+    #[error("autoshares dropped the connection")]
     Unreachable,
     #[error("autoshares circuit is open")]
     CircuitOpen,
@@ -41,6 +43,21 @@ pub enum UpstreamError {
     ServerError { status: u16 },
     #[error("autoshares sent an answer that cannot be used")]
     BadAnswer,
+}
+
+impl UpstreamError {
+    /// Whether the request provably never reached AutoShares' logic: no connection, an
+    /// open circuit, or a login or credentials refused before the call was judged. Any
+    /// other failure (a timeout, a 5xx, a dropped answer) may have acted on it.
+    pub fn never_reached(&self) -> bool {
+        matches!(
+            self,
+            Self::ConnectFailed
+                | Self::CircuitOpen
+                | Self::LoginRefused
+                | Self::CredentialsRefused { .. }
+        )
+    }
 }
 
 /// What a bind started: the SMS is on its way.
@@ -224,4 +241,31 @@ fn phone_status(setting: wire::PhoneSetting) -> Option<PhoneStatus> {
         phone_number,
         state,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_before_autoshares_acted_count_as_never_reached() {
+        let cases = [
+            (UpstreamError::ConnectFailed, true, "connection refused"),
+            (UpstreamError::CircuitOpen, true, "circuit open"),
+            (UpstreamError::LoginRefused, true, "login refused"),
+            (
+                UpstreamError::CredentialsRefused { status: 403 },
+                true,
+                "app key refused",
+            ),
+            (UpstreamError::Timeout, false, "no answer in time"),
+            (UpstreamError::ServerError { status: 500 }, false, "a 5xx"),
+            (UpstreamError::Unreachable, false, "dropped mid-answer"),
+            (UpstreamError::BadAnswer, false, "an answer we cannot read"),
+            (UpstreamError::Rejected { status: 422 }, false, "a 4xx"),
+        ];
+        for (error, never, what) in cases {
+            assert_eq!(error.never_reached(), never, "{what}");
+        }
+    }
 }

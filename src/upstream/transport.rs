@@ -195,6 +195,7 @@ impl AutoShares {
 async fn read_answer(request: awc::ClientRequest) -> Result<Answer, UpstreamError> {
     let mut response = request.send().await.map_err(|error| match error {
         awc::error::SendRequestError::Timeout => UpstreamError::Timeout,
+        awc::error::SendRequestError::Connect(_) => UpstreamError::ConnectFailed,
         _ => UpstreamError::Unreachable,
     })?;
     let status = response.status();

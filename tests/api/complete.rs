@@ -1,4 +1,6 @@
-use crate::helpers::{Options, TestApp, spawn_app, spawn_with};
+use std::time::Duration;
+
+use crate::helpers::{Options, Reply, Scripted, TestApp, spawn_app, spawn_with};
 
 async fn bound(
     app: &TestApp,
@@ -105,4 +107,42 @@ async fn a_used_token_cannot_be_replayed() {
         .await
         .assert_problem(422, "invalid_verification_token");
     assert_eq!(app.sandbox().completions(), 1);
+}
+
+#[actix_web::test]
+async fn a_5xx_or_a_timeout_from_autoshares_still_counts_the_attempt() {
+    let fake = Scripted::start(Scripted::good_login, |n, _| match n {
+        0 => Reply::bound("+13108904569", 1900),
+        1 => Reply::raw(200, "{}").after(Duration::from_millis(1500)),
+        _ => Reply::raw(500, "boom"),
+    });
+    let app = spawn_with(
+        Options::default()
+            .upstream(&fake.base_url)
+            .with("upstream.timeout_ms", "500")
+            .with("rate_limit.verify_attempts", "3"),
+    )
+    .await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    let bound = app.bind(&caller, "+13108904569").await;
+    assert_eq!(bound.status, 200, "{}", bound.text);
+    let token = bound.json()["verificationToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.complete(&caller, &token, "123456")
+        .await
+        .assert_problem(504, "upstream_timeout");
+    for _ in 0..2 {
+        app.complete(&caller, &token, "123456")
+            .await
+            .assert_problem(502, "upstream_error");
+    }
+    let spent = app.complete(&caller, &token, "123456").await;
+    spent.assert_problem(429, "too_many_attempts");
+    assert_eq!(
+        fake.phone_calls().len(),
+        4,
+        "AutoShares saw the bind and three codes"
+    );
 }

@@ -106,7 +106,11 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => C::MethodNotAllowed,
             Self::Upstream(U::Timeout) => C::UpstreamTimeout,
             Self::Upstream(
-                U::Unreachable | U::CircuitOpen | U::LoginRefused | U::CredentialsRefused { .. },
+                U::ConnectFailed
+                | U::Unreachable
+                | U::CircuitOpen
+                | U::LoginRefused
+                | U::CredentialsRefused { .. },
             ) => C::UpstreamUnavailable,
             Self::Upstream(U::ServerError { .. } | U::BadAnswer | U::Rejected { .. }) => {
                 C::UpstreamError
@@ -276,6 +280,7 @@ mod tests {
             (U::ServerError { status: 500 }.into(), 502, "upstream_error"),
             (U::BadAnswer.into(), 502, "upstream_error"),
             (U::Unreachable.into(), 503, "upstream_unavailable"),
+            (U::ConnectFailed.into(), 503, "upstream_unavailable"),
             (U::CircuitOpen.into(), 503, "upstream_unavailable"),
             (U::LoginRefused.into(), 503, "upstream_unavailable"),
             (
