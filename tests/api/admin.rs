@@ -169,3 +169,23 @@ fn two_caller(
 ) -> crate::helpers::Caller {
     app.caller(&caller.subject)
 }
+
+#[actix_web::test]
+async fn the_admin_token_is_checked_before_the_body_is_read() {
+    let app = spawn_app().await;
+    let cases = [
+        ("{not json", "broken JSON"),
+        (r#"{"autosharesUserId": -1}"#, "a bad id"),
+        ("[1]", "an array"),
+    ];
+    for (body, what) in cases {
+        for token in [None, Some("wrong-token-of-some-length-0123456789")] {
+            let answer = app.put_link("sub-1", body, token).await;
+            assert_eq!(answer.status, 401, "{what}, token {token:?}: {}", answer.text);
+            assert_eq!(answer.json()["code"], "unauthenticated");
+        }
+    }
+    let url = format!("{}/admin/v1/links/sub-1", app.admin);
+    let plain = app.send("PUT", &url, None, Some("{}"), &[("Content-Type", "text/plain")]).await;
+    assert_eq!(plain.status, 401, "not 415 before the token");
+}

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::config::is_e164_prefix;
@@ -11,15 +11,9 @@ use crate::limits::Scope;
 
 use super::super::AppState;
 use super::super::problem::ApiError;
-use super::{AdminState, check_admin_token};
 
 /// `GET /admin/v1/abuse`: rules and their modes, active blocks, the safe-list.
-pub(super) async fn show(
-    request: HttpRequest,
-    admin: web::Data<AdminState>,
-    app: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
+pub(super) async fn show(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let view = app.limits.abuse_view().await?;
     let now = SystemTime::now();
     let rules: Vec<_> = view
@@ -40,12 +34,9 @@ pub(super) async fn show(
 
 /// `DELETE /admin/v1/abuse/blocks/{scope}/{key}`: lifts a block and starts its window afresh.
 pub(super) async fn lift_block(
-    request: HttpRequest,
     path: web::Path<(String, String)>,
-    admin: web::Data<AdminState>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
     let (scope, key) = path.into_inner();
     let scope = Scope::parse(&scope).ok_or(ApiError::BlockNotFound)?;
     let key = decode_plus(&key);
@@ -62,12 +53,9 @@ pub(super) async fn lift_block(
 
 /// `PUT /admin/v1/abuse/safe/{numberOrPrefix}`.
 pub(super) async fn add_safe(
-    request: HttpRequest,
     entry: web::Path<String>,
-    admin: web::Data<AdminState>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
     let entry = decode_plus(&entry);
     if !is_e164_prefix(&entry) {
         return Err(ApiError::Malformed);
@@ -79,12 +67,9 @@ pub(super) async fn add_safe(
 
 /// `DELETE /admin/v1/abuse/safe/{numberOrPrefix}`.
 pub(super) async fn remove_safe(
-    request: HttpRequest,
     entry: web::Path<String>,
-    admin: web::Data<AdminState>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
     if !app.limits.set_safe(&decode_plus(&entry), false).await? {
         return Err(ApiError::SafeEntryNotFound);
     }

@@ -1,13 +1,13 @@
 //! `/admin/v1/links/{subject}` (CONTRACT.md §3): the subject -> AutoShares user id links.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AutosharesUserId, Subject};
 
 use super::super::problem::ApiError;
 use super::super::{AppState, JsonObject};
-use super::{AdminState, check_admin_token};
+use super::AdminState;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -23,13 +23,11 @@ struct LinkResponse {
 }
 
 pub(super) async fn put_link(
-    request: HttpRequest,
     subject: web::Path<String>,
     body: JsonObject<LinkRequest>,
     admin: web::Data<AdminState>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
     let subject = Subject::from(subject.into_inner());
     if body.autoshares_user_id <= 0 {
         return Err(ApiError::Malformed);
@@ -49,11 +47,9 @@ pub(super) async fn put_link(
 }
 
 pub(super) async fn get_link(
-    request: HttpRequest,
     subject: web::Path<String>,
     admin: web::Data<AdminState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
     let subject = Subject::from(subject.into_inner());
     let user = admin
         .store
@@ -68,12 +64,10 @@ pub(super) async fn get_link(
 }
 
 pub(super) async fn delete_link(
-    request: HttpRequest,
     subject: web::Path<String>,
     admin: web::Data<AdminState>,
     app: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    check_admin_token(&request, &admin)?;
     let subject = Subject::from(subject.into_inner());
     let existed = admin
         .store

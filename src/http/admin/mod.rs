@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use aws_lc_rs::{constant_time, digest};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
@@ -41,30 +44,34 @@ pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
     if links_enabled {
-        config.service(
-            web::resource("/admin/v1/links/{subject}")
-                .route(web::put().to(links::put_link))
-                .route(web::get().to(links::get_link))
-                .route(web::delete().to(links::delete_link))
-                .default_service(super::only("GET, PUT, DELETE")),
-        );
-        config
+        // The token is checked before anything else of the request is read.
+        let admin_api = web::scope("/admin/v1")
+            .wrap(from_fn(admin_token_first))
             .service(
-                web::resource("/admin/v1/abuse")
+                web::resource("/links/{subject}")
+                    .route(web::put().to(links::put_link))
+                    .route(web::get().to(links::get_link))
+                    .route(web::delete().to(links::delete_link))
+                    .default_service(super::only("GET, PUT, DELETE")),
+            )
+            .service(
+                web::resource("/abuse")
                     .route(web::get().to(abuse::show))
                     .default_service(super::only("GET")),
             )
             .service(
-                web::resource("/admin/v1/abuse/blocks/{scope}/{key}")
+                web::resource("/abuse/blocks/{scope}/{key}")
                     .route(web::delete().to(abuse::lift_block))
                     .default_service(super::only("DELETE")),
             )
             .service(
-                web::resource("/admin/v1/abuse/safe/{entry}")
+                web::resource("/abuse/safe/{entry}")
                     .route(web::put().to(abuse::add_safe))
                     .route(web::delete().to(abuse::remove_safe))
                     .default_service(super::only("PUT, DELETE")),
-            );
+            )
+            .default_service(web::to(super::not_found));
+        config.service(admin_api);
     }
     config.default_service(web::to(super::not_found));
 }
@@ -106,6 +113,22 @@ async fn metrics(admin: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(admin.metrics.encode())
+}
+
+/// Middleware of `/admin/v1`: the admin token, before any body or path is read.
+async fn admin_token_first(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let refusal = match request.app_data::<web::Data<AdminState>>() {
+        Some(admin) => check_admin_token(request.request(), admin).err(),
+        None => Some(ApiError::Internal("admin state missing".into())),
+    };
+    if let Some(error) = refusal {
+        let response = error.error_response();
+        return Ok(request.into_response(response).map_into_right_body());
+    }
+    Ok(next.call(request).await?.map_into_left_body())
 }
 
 /// `Authorization: Bearer <admin.token>`, compared in constant time (over digests, so the
