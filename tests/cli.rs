@@ -63,7 +63,7 @@ fn bad_configuration_is_one_line_naming_the_key() {
 fn a_config_file_given_by_flag_is_read() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("extra.toml");
-    std::fs::write(&file, "[auth]\nissuer = \"file-issuer\"\naudience = \"file-aud\"\nhs256_secret = \"file-secret\"\n").unwrap();
+    std::fs::write(&file, "[auth]\nissuer = \"file-issuer\"\naudience = \"file-aud\"\nhs256_secret = \"file-secret-of-at-least-32-bytes-0123\"\n").unwrap();
     let output = run(
         dir.path(),
         &[
@@ -83,7 +83,7 @@ fn a_config_file_given_by_flag_is_read() {
     let token = stdout(&output);
     decode::<Map<String, Value>>(
         token.trim(),
-        &DecodingKey::from_secret(b"file-secret"),
+        &DecodingKey::from_secret(b"file-secret-of-at-least-32-bytes-0123"),
         &validation,
     )
     .unwrap();
@@ -95,7 +95,10 @@ fn token_mint_prints_a_token_with_typed_claims() {
     let env = [
         ("BFF__AUTH__ISSUER", "iss-cli"),
         ("BFF__AUTH__AUDIENCE", "aud-cli"),
-        ("BFF__AUTH__HS256_SECRET", "cli-secret"),
+        (
+            "BFF__AUTH__HS256_SECRET",
+            "cli-secret-of-at-least-32-bytes-01234",
+        ),
     ];
     let output = run(
         dir.path(),
@@ -121,7 +124,7 @@ fn token_mint_prints_a_token_with_typed_claims() {
     validation.set_issuer(&["iss-cli"]);
     let data = decode::<Map<String, Value>>(
         printed.trim(),
-        &DecodingKey::from_secret(b"cli-secret"),
+        &DecodingKey::from_secret(b"cli-secret-of-at-least-32-bytes-01234"),
         &validation,
     )
     .unwrap();
@@ -143,7 +146,10 @@ fn token_mint_sets_the_login_age_and_acr_for_step_up() {
     let env = [
         ("BFF__AUTH__ISSUER", "iss-cli"),
         ("BFF__AUTH__AUDIENCE", "aud-cli"),
-        ("BFF__AUTH__HS256_SECRET", "cli-secret"),
+        (
+            "BFF__AUTH__HS256_SECRET",
+            "cli-secret-of-at-least-32-bytes-01234",
+        ),
     ];
     let args = [
         "token",
@@ -162,7 +168,7 @@ fn token_mint_sets_the_login_age_and_acr_for_step_up() {
     validation.set_issuer(&["iss-cli"]);
     let data = decode::<Map<String, Value>>(
         stdout(&output).trim(),
-        &DecodingKey::from_secret(b"cli-secret"),
+        &DecodingKey::from_secret(b"cli-secret-of-at-least-32-bytes-01234"),
         &validation,
     )
     .unwrap();

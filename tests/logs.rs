@@ -14,8 +14,8 @@ use common::{ServeProcess, call, hs256_jwt, unix_now};
 use autoshares_bff::sandbox::{self, SandboxConfig};
 use serde_json::{Value, json};
 
-const HS256_SECRET: &str = "log-test-signing-secret-93ab";
-const ADMIN_TOKEN: &str = "log-test-admin-token-51cd";
+const HS256_SECRET: &str = "log-test-signing-secret-93ab-0123456789";
+const ADMIN_TOKEN: &str = "log-test-admin-token-51cd-0123456789";
 const APP_KEY: &str = "sandbox-app-key";
 const PASSWORD: &str = "sandbox-password";
 /// Base64 of 32 bytes of 7.

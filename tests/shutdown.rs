@@ -38,7 +38,7 @@ fn slow_autoshares() -> String {
 #[actix_web::test]
 async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     let upstream = slow_autoshares();
-    let secret = "shutdown-test-secret";
+    let secret = "shutdown-test-secret-0123456789abcdef";
     let dir = tempfile::tempdir().unwrap();
     let server = ServeProcess::start(&[
         ("BFF__UPSTREAM__BASE_URL", upstream),

@@ -133,6 +133,21 @@ impl Layers {
             .map(|text| text.trim().to_owned()))
     }
 
+    /// `true` or `false`, with a default.
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        self.record(key, Some(default.to_string()));
+        Ok(self.value(key, "true or false")?.unwrap_or(default))
+    }
+
+    /// A flag another section reads and checks: its value here, `false` if unset or bad,
+    /// without recording a second read.
+    pub fn peek_flag(&self, key: &str) -> bool {
+        self.value::<bool>(key, "true or false")
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
     /// One of `choices`; the first is the default.
     pub fn choice(&self, key: &str, choices: &[&'static str]) -> Result<&'static str, ConfigError> {
         let text = self.text(key, choices[0])?;

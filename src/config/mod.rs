@@ -126,7 +126,7 @@ mod tests {
             .with("upstream.password", "p")
             .with("auth.issuer", "iss")
             .with("auth.audience", "aud")
-            .with("auth.hs256_secret", "s")
+            .with("auth.hs256_secret", "a-test-signing-secret-of-32-bytes!")
             .with(
                 "verification.token_secret",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
@@ -237,6 +237,69 @@ mod tests {
     }
 
     #[test]
+    fn weak_settings_are_bad_configuration() {
+        let cases = [
+            (
+                "auth.hs256_secret",
+                "31-bytes-is-one-byte-too-short",
+                "auth.hs256_secret must be at least 32 bytes",
+            ),
+            (
+                "admin.token",
+                "short-admin-token",
+                "admin.token must be at least 32 characters",
+            ),
+            (
+                "upstream.base_url",
+                "http://autoshares.internal/api",
+                "upstream.base_url must be https://",
+            ),
+            (
+                "upstream.base_url",
+                "http://10.0.0.7:8080/api",
+                "upstream.base_url must be https://",
+            ),
+            (
+                "upstream.base_url",
+                "http://localhost.evil.example/api",
+                "upstream.base_url must be https://",
+            ),
+        ];
+        for (key, value, expected) in cases {
+            let message = error_of(minimal().with(key, value));
+            assert!(
+                message.starts_with(&format!("configuration: {expected}")),
+                "{key}={value}: {message}"
+            );
+        }
+        let jwks = minimal()
+            .with("auth.hs256_secret", "")
+            .with("auth.jwks_url", "http://idp.example/jwks");
+        assert!(error_of(jwks).contains("auth.jwks_url must be https://"));
+    }
+
+    #[test]
+    fn plain_http_is_fine_to_loopback_or_when_allowed() {
+        let loopback = [
+            "http://127.0.0.1:8081/api",
+            "http://127.9.9.9/api",
+            "http://localhost:8081/api",
+            "http://[::1]:8081/api",
+            "http://user:pw@127.0.0.1/api",
+        ];
+        for url in loopback {
+            assert!(
+                Settings::load(&minimal().with("upstream.base_url", url)).is_ok(),
+                "{url}"
+            );
+        }
+        let allowed = minimal()
+            .with("upstream.base_url", "http://autoshares.mesh/api")
+            .with("upstream.allow_plain_http", "true");
+        assert!(Settings::load(&allowed).is_ok());
+    }
+
+    #[test]
     fn countries_accept_a_comma_separated_string() {
         let settings =
             Settings::load(&minimal().with("phone.allowed_countries", "us, ES")).unwrap();
@@ -279,7 +342,10 @@ mod tests {
                 "verification.token_secret_file",
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
             ),
-            ("admin.token_file", "admin"),
+            (
+                "admin.token_file",
+                "an-admin-token-of-at-least-32-characters",
+            ),
         ];
         for (key, value) in secrets {
             let path = dir.path().join(key);

@@ -44,12 +44,8 @@ pub struct UpstreamSettings {
 impl UpstreamSettings {
     pub fn read(l: &Layers) -> Result<Self, ConfigError> {
         let base_url = l.required_text("upstream.base_url")?;
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(ConfigError::key(
-                "upstream.base_url",
-                "must be an http:// or https:// URL",
-            ));
-        }
+        let allow_plain_http = l.flag("upstream.allow_plain_http", false)?;
+        check_url("upstream.base_url", &base_url, allow_plain_http)?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             api_version: l.text("upstream.api_version", "1.0")?,
@@ -89,11 +85,26 @@ impl AuthSettings {
     pub fn read(l: &Layers) -> Result<Self, ConfigError> {
         let issuer = l.required_text("auth.issuer");
         let audience = l.required_text("auth.audience");
+        let hs256 = l.secret("auth.hs256_secret")?;
+        if let Some(secret) = &hs256
+            && secret.expose_secret().len() < 32
+        {
+            return Err(ConfigError::key(
+                "auth.hs256_secret",
+                "must be at least 32 bytes",
+            ));
+        }
+        let jwks_url = l.optional_text("auth.jwks_url")?;
+        if let Some(url) = &jwks_url {
+            // allow_plain_http is read (and recorded) with the upstream section.
+            let plain = l.peek_flag("upstream.allow_plain_http");
+            check_url("auth.jwks_url", url, plain)?;
+        }
         let mut sources: Vec<KeySource> = [
-            l.secret("auth.hs256_secret")?.map(KeySource::Hs256),
+            hs256.map(KeySource::Hs256),
             l.path("auth.public_key_file")?
                 .map(KeySource::PublicKeyFile),
-            l.optional_text("auth.jwks_url")?.map(KeySource::JwksUrl),
+            jwks_url.map(KeySource::JwksUrl),
             l.path("auth.jwks_file")?.map(KeySource::JwksFile),
         ]
         .into_iter()
@@ -338,7 +349,51 @@ impl CorsSettings {
 
 /// The admin API's bearer token; the API is absent without one.
 pub fn admin_token(l: &Layers) -> Result<Option<SecretString>, ConfigError> {
-    l.secret("admin.token")
+    let token = l.secret("admin.token")?;
+    if token
+        .as_ref()
+        .is_some_and(|t| t.expose_secret().chars().count() < 32)
+    {
+        return Err(ConfigError::key(
+            "admin.token",
+            "must be at least 32 characters",
+        ));
+    }
+    Ok(token)
+}
+
+/// An `http://` or `https://` URL; plain HTTP only to a loopback host as written
+/// (`localhost`, 127.0.0.0/8, `[::1]`; names are not resolved) unless `allow_plain_http`.
+fn check_url(key: &str, url: &str, allow_plain_http: bool) -> Result<(), ConfigError> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(ConfigError::key(key, "must be an http:// or https:// URL"));
+    };
+    if allow_plain_http || is_loopback_authority(rest) {
+        return Ok(());
+    }
+    Err(ConfigError::key(
+        key,
+        "must be https:// for a host that is not loopback (or set upstream.allow_plain_http)",
+    ))
+}
+
+fn is_loopback_authority(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+        || host
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where the sandbox of `dev` and `sandbox` listens.

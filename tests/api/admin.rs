@@ -181,11 +181,23 @@ async fn the_admin_token_is_checked_before_the_body_is_read() {
     for (body, what) in cases {
         for token in [None, Some("wrong-token-of-some-length-0123456789")] {
             let answer = app.put_link("sub-1", body, token).await;
-            assert_eq!(answer.status, 401, "{what}, token {token:?}: {}", answer.text);
+            assert_eq!(
+                answer.status, 401,
+                "{what}, token {token:?}: {}",
+                answer.text
+            );
             assert_eq!(answer.json()["code"], "unauthenticated");
         }
     }
     let url = format!("{}/admin/v1/links/sub-1", app.admin);
-    let plain = app.send("PUT", &url, None, Some("{}"), &[("Content-Type", "text/plain")]).await;
+    let plain = app
+        .send(
+            "PUT",
+            &url,
+            None,
+            Some("{}"),
+            &[("Content-Type", "text/plain")],
+        )
+        .await;
     assert_eq!(plain.status, 401, "not 415 before the token");
 }

@@ -146,7 +146,8 @@ async fn a_method_a_path_does_not_take_is_405_with_the_methods_it_does() {
         assert_eq!(answer.header("allow"), Some(allow), "{method} {path}");
     }
     let url = format!("{}/admin/v1/abuse", app.admin);
-    let answer = app.send("POST", &url, None, None, &[]).await;
+    let token = Some(crate::helpers::ADMIN_TOKEN);
+    let answer = app.send("POST", &url, token, None, &[]).await;
     assert_eq!(answer.status, 405);
     assert_eq!(answer.header("allow"), Some("GET"));
 }

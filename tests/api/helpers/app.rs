@@ -13,7 +13,7 @@ use super::{TestDatabase, now, random_hex, random_key_base64};
 
 pub const ISSUER: &str = "https://id.example.test";
 pub const AUDIENCE: &str = "autoshares-bff";
-pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f";
+pub const ADMIN_TOKEN: &str = "test-admin-token-5b1f-0123456789abcdef";
 
 /// Where the service under test sends its AutoShares calls.
 pub enum Upstream {
