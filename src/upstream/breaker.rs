@@ -1,5 +1,7 @@
 //! The one circuit for every call to AutoShares, logins included (CONTRACT.md §4):
-//! consecutive failures open it; after the open period one trial call decides.
+//! consecutive failures open it; after the open period one trial call decides, and a trial
+//! whose request went away before it ended is a failure, so the circuit never stays
+//! half-open.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,6 +15,14 @@ enum State {
         until: Instant,
     },
     /// One trial call is in flight; everyone else is refused until it ends.
+    Trial,
+}
+
+/// What the circuit let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    Call,
+    /// The one call that decides whether an open circuit closes.
     Trial,
 }
 
@@ -33,16 +43,31 @@ impl Breaker {
         }
     }
 
-    /// Whether a call may be sent now (`now` is an argument for tests).
-    pub fn admit(&self, now: Instant) -> bool {
+    /// Whether a call may be sent now, and whether it is the trial (`now` is an argument
+    /// for tests).
+    pub fn admit(&self, now: Instant) -> Option<Admitted> {
         let mut state = self.state.lock().expect("breaker lock poisoned");
         match *state {
-            State::Closed { .. } => true,
+            State::Closed { .. } => Some(Admitted::Call),
             State::Open { until } if now >= until => {
                 *state = State::Trial;
-                true
+                Some(Admitted::Trial)
             }
-            State::Open { .. } | State::Trial => false,
+            State::Open { .. } | State::Trial => None,
+        }
+    }
+
+    /// The trial's request went away before its call ended: that is a failure.
+    pub fn trial_dropped(&self, now: Instant) {
+        let mut state = self.state.lock().expect("breaker lock poisoned");
+        if matches!(*state, State::Trial) {
+            tracing::warn!(
+                open_s = self.open_for.as_secs(),
+                "autoshares circuit trial dropped; open again"
+            );
+            *state = State::Open {
+                until: now + self.open_for,
+            };
         }
     }
 
@@ -77,15 +102,18 @@ mod tests {
         let breaker = Breaker::new(3, Duration::from_secs(30));
         let t0 = Instant::now();
         for i in 0..3 {
-            assert!(breaker.admit(t0), "call {i} while closed");
+            assert!(breaker.admit(t0).is_some(), "call {i} while closed");
             breaker.record(false, t0);
         }
-        assert!(!breaker.admit(t0), "open right after the third failure");
+        assert!(
+            breaker.admit(t0).is_none(),
+            "open right after the third failure"
+        );
         let later = t0 + Duration::from_secs(30);
-        assert!(breaker.admit(later), "the trial call");
-        assert!(!breaker.admit(later), "others wait for the trial");
+        assert!(breaker.admit(later).is_some(), "the trial call");
+        assert!(breaker.admit(later).is_none(), "others wait for the trial");
         breaker.record(true, later);
-        assert!(breaker.admit(later), "closed after a good trial");
+        assert!(breaker.admit(later).is_some(), "closed after a good trial");
     }
 
     #[test]
@@ -94,10 +122,29 @@ mod tests {
         let t0 = Instant::now();
         breaker.record(false, t0);
         let t1 = t0 + Duration::from_secs(10);
-        assert!(breaker.admit(t1));
+        assert!(breaker.admit(t1).is_some());
         breaker.record(false, t1);
-        assert!(!breaker.admit(t1 + Duration::from_secs(9)));
-        assert!(breaker.admit(t1 + Duration::from_secs(10)));
+        assert!(breaker.admit(t1 + Duration::from_secs(9)).is_none());
+        assert!(breaker.admit(t1 + Duration::from_secs(10)).is_some());
+    }
+
+    #[test]
+    fn a_dropped_trial_opens_it_again_instead_of_sticking() {
+        let breaker = Breaker::new(1, Duration::from_secs(10));
+        let t0 = Instant::now();
+        breaker.record(false, t0);
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(breaker.admit(t1), Some(Admitted::Trial));
+        breaker.trial_dropped(t1);
+        assert_eq!(
+            breaker.admit(t1 + Duration::from_secs(9)),
+            None,
+            "open again"
+        );
+        let t2 = t1 + Duration::from_secs(10);
+        assert_eq!(breaker.admit(t2), Some(Admitted::Trial), "a new trial");
+        breaker.record(true, t2);
+        assert_eq!(breaker.admit(t2), Some(Admitted::Call), "closed");
     }
 
     #[test]
@@ -107,6 +154,6 @@ mod tests {
         breaker.record(false, t0);
         breaker.record(true, t0);
         breaker.record(false, t0);
-        assert!(breaker.admit(t0), "failures were not consecutive");
+        assert!(breaker.admit(t0).is_some(), "failures were not consecutive");
     }
 }

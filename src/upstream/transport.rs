@@ -7,6 +7,7 @@ use std::time::Instant;
 use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::breaker::{Admitted, Breaker};
 use super::{AutoShares, ServiceToken, UpstreamError, wire};
 
 /// Largest AutoShares body we read; its documented answers are a few hundred bytes.
@@ -154,12 +155,17 @@ impl AutoShares {
     ) -> Result<Answer, UpstreamError> {
         let breaker = &self.shared.breaker;
         let metrics = &self.shared.metrics;
-        if !breaker.admit(Instant::now()) {
+        let Some(admitted) = breaker.admit(Instant::now()) else {
             metrics.upstream(endpoint, "circuit_open", None);
             return Err(UpstreamError::CircuitOpen);
-        }
+        };
+        let mut trial = TrialGuard {
+            breaker,
+            armed: admitted == Admitted::Trial,
+        };
         let started = Instant::now();
         let result = read_answer(request).await;
+        trial.armed = false;
         let success = matches!(&result, Ok(answer) if !answer.status.is_server_error());
         breaker.record(success, Instant::now());
         let took = started.elapsed();
@@ -189,6 +195,20 @@ impl AutoShares {
             }
         }
         result
+    }
+}
+
+/// Decides a trial call whose request goes away before the call ends (CONTRACT.md §4).
+struct TrialGuard<'a> {
+    breaker: &'a Breaker,
+    armed: bool,
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.breaker.trial_dropped(Instant::now());
+        }
     }
 }
 

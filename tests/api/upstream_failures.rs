@@ -288,3 +288,59 @@ async fn a_partial_answer_is_502() {
         .await
         .assert_problem(502, "upstream_error");
 }
+
+#[actix_web::test]
+async fn a_trial_whose_caller_hangs_up_does_not_leave_the_circuit_half_open() {
+    let fake = Scripted::start(Scripted::good_login, |n, _| {
+        let active = json!({"PhoneNumber": "+13108904569", "PhoneNumberState": "Active"});
+        match n {
+            0 => Reply::raw(500, "down"),
+            1 => Reply::json(200, active).after(Duration::from_secs(8)),
+            _ => Reply::json(200, active),
+        }
+    });
+    let app = spawn_with(
+        Options::default()
+            .upstream(&fake.base_url)
+            .with("upstream.timeout_ms", "10000")
+            .with("upstream.circuit_failures", "1")
+            .with("upstream.circuit_open_s", "1"),
+    )
+    .await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(502, "upstream_error");
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // The trial goes out, slowly; its caller gives up and resets the connection, as a
+    // load balancer that stops waiting does.
+    let mut socket = tokio::net::TcpStream::connect(app.public.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "GET /v1/me/phone-number HTTP/1.1\r\nHost: bff\r\nAuthorization: Bearer {}\r\n\r\n",
+        caller.jwt
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut socket, head.as_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    socket.set_zero_linger().unwrap();
+    drop(socket);
+
+    // AutoShares answers at once again: calls recover without a restart.
+    let mut last = None;
+    for _ in 0..40 {
+        let answer = app.get_phone_number(&caller).await;
+        if answer.status == 200 {
+            return;
+        }
+        last = Some(answer);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the circuit never recovered: {last:?}");
+}
