@@ -1,8 +1,10 @@
 //! The AutoShares service token (CONTRACT.md §4): cached and shared by all workers; when
-//! none is valid, one login serves every request waiting for it.
+//! none is valid, one login serves every request waiting for it. A failed login is shared
+//! too: no new login is tried for 1 s, doubling while logins keep failing up to 60 s, and
+//! requests in that time are refused at once (a wrong password must not lock the account).
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -11,6 +13,9 @@ use super::UpstreamError;
 
 /// AutoShares tokens live 24 hours; renew an hour early.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600);
+/// The wait after a first failed login, and the most it grows to.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A service token as the session hands it out; compare by identity with `Arc::ptr_eq`.
 pub type ServiceToken = Arc<SecretString>;
@@ -20,10 +25,33 @@ struct Cached {
     fetched_at: Instant,
 }
 
+/// After a failed login: no new one before `until`; the next failure waits twice `last`.
+#[derive(Clone, Copy)]
+struct Backoff {
+    until: Instant,
+    last: Duration,
+}
+
 #[derive(Default)]
 pub struct Session {
     cached: RwLock<Option<Cached>>,
+    backoff: Mutex<Option<Backoff>>,
     login_lock: tokio::sync::Mutex<()>,
+}
+
+/// Marks a login failed unless it finished: a login dropped with its request (the
+/// request's deadline passed) is a login with no answer in time.
+struct LoginUnderway<'a> {
+    session: &'a Session,
+    finished: bool,
+}
+
+impl Drop for LoginUnderway<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.session.login_failed(Instant::now());
+        }
+    }
 }
 
 impl Session {
@@ -37,16 +65,54 @@ impl Session {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
+        self.check_backoff()?;
         let _one_login = self.login_lock.lock().await;
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
-        let token = Arc::new(login().await?);
+        // A login that failed while this request waited for the lock answers it too.
+        self.check_backoff()?;
+        let mut underway = LoginUnderway {
+            session: self,
+            finished: false,
+        };
+        let outcome = login().await;
+        underway.finished = true;
+        let token = match outcome {
+            Ok(token) => Arc::new(token),
+            Err(error) => {
+                self.login_failed(Instant::now());
+                return Err(error);
+            }
+        };
+        *self.backoff.lock().expect("session lock poisoned") = None;
         *self.cached.write().expect("session lock poisoned") = Some(Cached {
             token: Arc::clone(&token),
             fetched_at: Instant::now(),
         });
         Ok(token)
+    }
+
+    /// Refuses at once while a failed login's backoff lasts.
+    fn check_backoff(&self) -> Result<(), UpstreamError> {
+        let backoff = *self.backoff.lock().expect("session lock poisoned");
+        match backoff {
+            Some(backoff) if Instant::now() < backoff.until => Err(UpstreamError::LoginRefused),
+            _ => Ok(()),
+        }
+    }
+
+    fn login_failed(&self, now: Instant) {
+        let mut backoff = self.backoff.lock().expect("session lock poisoned");
+        let wait = backoff.map_or(FIRST_BACKOFF, |b| (b.last * 2).min(MAX_BACKOFF));
+        tracing::warn!(
+            backoff_s = wait.as_secs(),
+            "no new autoshares session before the backoff ends"
+        );
+        *backoff = Some(Backoff {
+            until: now + wait,
+            last: wait,
+        });
     }
 
     /// Forgets `stale` after AutoShares refused it, unless a newer token replaced it.

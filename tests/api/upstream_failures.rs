@@ -344,3 +344,39 @@ async fn a_trial_whose_caller_hangs_up_does_not_leave_the_circuit_half_open() {
     }
     panic!("the circuit never recovered: {last:?}");
 }
+
+#[actix_web::test]
+async fn one_failed_login_is_shared_and_the_next_waits_out_a_doubling_backoff() {
+    let fake = Scripted::start(
+        |_| {
+            Reply::json(
+                401,
+                json!({"State": "Failed", "Step": "BaseAuthentication", "Reason": "Invalid credentials"}),
+            )
+        },
+        |_, _| Reply::raw(200, "{}"),
+    );
+    let app = spawn_with(Options::default().upstream(&fake.base_url)).await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    let reads = (0..50).map(|_| app.get_phone_number(&caller));
+    for answer in futures_util::future::join_all(reads).await {
+        answer.assert_problem(503, "upstream_unavailable");
+    }
+    assert_eq!(fake.logins(), 1, "fifty requests, one login");
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    assert_eq!(fake.logins(), 1, "no login during the backoff");
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    assert_eq!(fake.logins(), 2, "one more login after 1 s");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.get_phone_number(&caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    assert_eq!(fake.logins(), 2, "the second backoff is 2 s");
+    assert!(fake.phone_calls().is_empty());
+}
