@@ -18,7 +18,7 @@ use crate::auth::{Authenticator, Jwks, StepUp};
 use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, admin_routes};
 use crate::http::cors::{self, Cors};
-use crate::http::{AppState, RequestSpan, public_routes, request_id};
+use crate::http::{AppState, RequestDeadline, RequestSpan, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
 use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits};
 use crate::metrics::Metrics;
@@ -137,6 +137,9 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     let public_metrics = web::Data::from(Arc::clone(&metrics));
     let grace = settings.server.shutdown_grace;
     let public_state = state.clone();
+    let request_timeout = settings.server.request_timeout;
+    let deadline = web::Data::new(RequestDeadline(request_timeout));
+    let admin_deadline = deadline.clone();
     let cors = web::Data::new(Cors::new(
         &settings.cors.allowed_origins,
         settings.cors.max_age_s,
@@ -146,12 +149,14 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             .app_data(public_state.clone())
             .app_data(public_metrics.clone())
             .app_data(cors.clone())
+            .app_data(deadline.clone())
             .app_data(web::Data::new(upstream.client()))
             .configure(public_routes)
             .wrap(from_fn(cors::handle))
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(from_fn(request_id::assign))
     })
+    .client_request_timeout(request_timeout)
     .listen(listeners.public)?
     .shutdown_timeout(grace.as_secs())
     .disable_signals()
@@ -170,11 +175,13 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         App::new()
             .app_data(state.clone())
             .app_data(admin_state.clone())
+            .app_data(admin_deadline.clone())
             .configure(|config| admin_routes(config, links_enabled))
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(from_fn(request_id::assign))
     })
     .workers(1)
+    .client_request_timeout(request_timeout)
     .listen(listeners.admin)?
     .shutdown_timeout(grace.as_secs())
     .disable_signals()

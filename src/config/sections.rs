@@ -16,6 +16,8 @@ pub struct ServerSettings {
     pub listen: String,
     pub admin_listen: String,
     pub shutdown_grace: Duration,
+    /// The longest a caller may take to send a whole request, head and body.
+    pub request_timeout: Duration,
 }
 
 impl ServerSettings {
@@ -24,6 +26,7 @@ impl ServerSettings {
             listen: l.address("server.listen", "0.0.0.0:8080")?,
             admin_listen: l.address("server.admin_listen", "0.0.0.0:9090")?,
             shutdown_grace: l.seconds("server.shutdown_grace_s", 10)?,
+            request_timeout: l.positive_millis("server.request_timeout_ms", 10_000)?,
         })
     }
 }

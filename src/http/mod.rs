@@ -24,7 +24,7 @@ use crate::phone::PhoneRules;
 use crate::verification::Sealer;
 
 pub use caller::{LinkedCaller, SteppedUpCaller};
-pub use json::JsonObject;
+pub use json::{JsonObject, RequestDeadline};
 pub use problem::ApiError;
 pub use span::RequestSpan;
 

@@ -11,6 +11,11 @@ use crate::ids::{AutosharesUserId, Subject};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// How long a request may wait for a database connection, and for one statement: a
+/// lookup waits at most their sum (README "Time bounds").
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database url is not usable")]
@@ -34,7 +39,19 @@ impl LinkStore {
         let url = prepare_url(url.expose_secret())?;
         let pool = AnyPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(std::time::Duration::from_secs(3))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    // No statement may hold a request longer than this (PostgreSQL; SQLite
+                    // statements are local and short).
+                    if connection.backend_name() == "PostgreSQL" {
+                        sqlx::query(STATEMENT_TIMEOUT)
+                            .execute(&mut *connection)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_lazy(&url)?;
         Ok(Self { pool })
     }

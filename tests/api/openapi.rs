@@ -123,6 +123,7 @@ async fn openapi_json_declares_headers_the_number_form_and_the_link_to_completio
         "request_in_progress",
         "idempotency_key_reused",
         "sms_budget_exhausted",
+        "request_timeout",
     ] {
         assert!(codes.contains(code), "{code}");
     }

@@ -167,3 +167,51 @@ async fn json_that_is_not_an_object_is_400_malformed_request() {
     }
     assert_eq!(app.sandbox().binds(), 0, "nothing reached AutoShares");
 }
+
+#[actix_web::test]
+async fn a_caller_dripping_its_body_gets_408_within_request_timeout() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = crate::helpers::spawn_with(
+        crate::helpers::Options::default().with("server.request_timeout_ms", "1000"),
+    )
+    .await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    let socket = tokio::net::TcpStream::connect(app.public.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = socket.into_split();
+    let head = format!(
+        "PUT /v1/me/phone-number HTTP/1.1\r\nHost: bff\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+        caller.jwt
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    // One body byte every 300 ms: the whole body would take 30 s.
+    let drip = actix_web::rt::spawn(async move {
+        for _ in 0..100 {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), reader.read(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    drip.abort();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert!(text.contains(r#""code":"request_timeout""#), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.sandbox().binds(), 0);
+}

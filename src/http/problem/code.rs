@@ -21,6 +21,7 @@ pub enum ProblemCode {
     NotFound,
     MethodNotAllowed,
     OriginNotAllowed,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     InvalidPhoneNumber,
@@ -109,6 +110,11 @@ impl ProblemCode {
                 "That number or prefix is not on the safe-list.",
             ),
             C::NotFound => row(S::NOT_FOUND, "Not found", "There is no such route."),
+            C::RequestTimeout => row(
+                S::REQUEST_TIMEOUT,
+                "Request timeout",
+                "The request did not arrive in time; send it again.",
+            ),
             C::OriginNotAllowed => row(
                 S::FORBIDDEN,
                 "Origin not allowed",

@@ -57,6 +57,8 @@ pub enum ApiError {
     Malformed,
     #[error("request body is too large")]
     PayloadTooLarge,
+    #[error("the request did not arrive in time")]
+    RequestTimeout,
     #[error("request body is not application/json")]
     UnsupportedMediaType,
     #[error("no such route")]
@@ -100,6 +102,7 @@ impl ApiError {
             Self::SafeEntryNotFound => C::SafeEntryNotFound,
             Self::Malformed => C::MalformedRequest,
             Self::PayloadTooLarge => C::PayloadTooLarge,
+            Self::RequestTimeout => C::RequestTimeout,
             Self::UnsupportedMediaType => C::UnsupportedMediaType,
             Self::NotFound => C::NotFound,
             Self::OriginNotAllowed => C::OriginNotAllowed,

@@ -12,6 +12,7 @@ use super::ProblemCode as C;
 /// The problems of a route that takes a JSON body.
 const BODY: &[C] = &[
     C::MalformedRequest,
+    C::RequestTimeout,
     C::PayloadTooLarge,
     C::UnsupportedMediaType,
 ];
@@ -124,7 +125,8 @@ mod tests {
         assert_eq!(
             statuses,
             [
-                "400", "401", "403", "409", "413", "415", "422", "429", "500", "502", "503", "504"
+                "400", "401", "403", "408", "409", "413", "415", "422", "429", "500", "502", "503",
+                "504"
             ]
         );
     }
