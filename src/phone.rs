@@ -275,4 +275,21 @@ mod tests {
             assert_eq!(mask(input), expected, "{what}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_normalising_twice_is_normalising_once(
+            input in proptest::prop_oneof![
+                proptest::string::string_regex("\\+[0-9 ().-]{0,20}").unwrap(),
+                proptest::string::string_regex("\\PC{0,40}").unwrap(),
+                // Mostly valid numbers of a few countries, with separators.
+                proptest::string::string_regex("\\+(1 ?310|34 ?6|44 ?7|49 ?15)[0-9 .-]{7,12}").unwrap(),
+            ]
+        ) {
+            if let Ok(number) = PhoneNumber::parse(&input, &any_country()) {
+                let again = PhoneNumber::parse(number.as_e164(), &any_country());
+                proptest::prop_assert_eq!(again, Ok(number));
+            }
+        }
+    }
 }

@@ -339,4 +339,31 @@ mod tests {
                 .is_ok()
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn sealing_round_trips_and_any_changed_byte_is_refused(
+            token_id in proptest::prelude::any::<i64>(),
+            user in 1i64..i64::MAX,
+            subject in "[a-z0-9|@.-]{1,40}",
+            flip in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let sealer = Sealer::new(&key(9), &[], Duration::from_secs(600));
+            let now = SystemTime::now();
+            let subject = Subject::from(subject);
+            let sealed = sealer.seal(UpstreamTokenId(token_id), AutosharesUserId(user), &subject, &number(), now);
+            let opened = sealer.open(&sealed, &subject, AutosharesUserId(user), now).unwrap();
+            proptest::prop_assert_eq!(opened.token_id, UpstreamTokenId(token_id));
+            proptest::prop_assert_eq!(opened.phone, number());
+            let mut bytes = URL_SAFE_NO_PAD.decode(&sealed[PREFIX.len()..]).unwrap();
+            let i = flip.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            let forged = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+            proptest::prop_assert_eq!(
+                sealer.open(&forged, &subject, AutosharesUserId(user), now),
+                Err(TokenError::Tampered)
+            );
+        }
+    }
 }

@@ -108,4 +108,16 @@ mod tests {
         assert!(acceptable(&"a".repeat(128)), "128 characters");
         assert!(acceptable(&mint()), "our own ids");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn only_the_safe_alphabet_is_ever_echoed(value in "\\PC{0,200}") {
+            let echoed = if acceptable(&value) { value.clone() } else { mint() };
+            let safe = echoed.bytes().all(|b| b.is_ascii_alphanumeric() || b".:_-".contains(&b));
+            proptest::prop_assert!(safe && (1..=128).contains(&echoed.len()), "{echoed}");
+            if acceptable(&value) {
+                proptest::prop_assert_eq!(echoed, value);
+            }
+        }
+    }
 }

@@ -314,4 +314,87 @@ mod tests {
             );
         }
     }
+
+    /// Every variant of ApiError, one of each shape.
+    fn every_error() -> Vec<ApiError> {
+        let wait = Duration::from_secs(7);
+        vec![
+            AuthError::Expired.into(),
+            crate::auth::StepUpRequired {
+                challenge: "Bearer x".into(),
+            }
+            .into(),
+            LinkError::NotLinked.into(),
+            PhoneError::Invalid.into(),
+            TokenError::Tampered.into(),
+            TokenError::Expired.into(),
+            LimitError::Exceeded {
+                limit: "bind_per_user",
+                retry_after: wait,
+            }
+            .into(),
+            LimitError::BudgetExhausted {
+                rule: "global_budget",
+                retry_after: wait,
+            }
+            .into(),
+            LimitError::DestinationBlocked {
+                rule: "conversion_prefix",
+            }
+            .into(),
+            LimitError::AttemptsExhausted { retry_after: wait }.into(),
+            LimitError::TokenUsed.into(),
+            LimitError::Unavailable.into(),
+            LimitError::IdempotencyKeyReused.into(),
+            LimitError::RequestInProgress.into(),
+            U::Timeout.into(),
+            U::ConnectFailed.into(),
+            U::Unreachable.into(),
+            U::CircuitOpen.into(),
+            U::LoginRefused.into(),
+            U::CredentialsRefused { status: 403 }.into(),
+            U::Rejected { status: 400 }.into(),
+            U::ServerError { status: 500 }.into(),
+            U::BadAnswer.into(),
+            ApiError::PhoneNumberRejected,
+            ApiError::InvalidCode,
+            ApiError::NoPhoneNumber,
+            ApiError::LinkNotFound,
+            ApiError::BlockNotFound,
+            ApiError::SafeEntryNotFound,
+            ApiError::Malformed,
+            ApiError::PayloadTooLarge,
+            ApiError::RequestTimeout,
+            ApiError::UnsupportedMediaType,
+            ApiError::NotFound,
+            ApiError::OriginNotAllowed,
+            ApiError::MethodNotAllowed { allow: "GET" },
+            ApiError::Internal("x".into()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_error_renders_a_problem_that_parses_with_its_status(
+            pick in proptest::prelude::any::<proptest::sample::Index>()
+        ) {
+            let errors = every_error();
+            let error = &errors[pick.index(errors.len())];
+            let response = error.error_response();
+            let body: serde_json::Value = serde_json::from_slice(&error.problem_body()).unwrap();
+            proptest::prop_assert_eq!(body["status"].as_u64(), Some(u64::from(response.status().as_u16())));
+            let code = error.code().to_string();
+            proptest::prop_assert_eq!(body["code"].as_str(), Some(code.as_str()));
+            proptest::prop_assert_eq!(
+                response.headers().get("content-type").unwrap(),
+                "application/problem+json"
+            );
+            for key in ["type", "title", "detail"] {
+                proptest::prop_assert!(body[key].is_string(), "{key}");
+            }
+            if response.status() == 429 || response.status() == 409 {
+                proptest::prop_assert!(response.headers().contains_key("retry-after"));
+            }
+        }
+    }
 }
