@@ -1,11 +1,57 @@
 //! Outbound HTTP clients: one `awc::Client` per worker thread, with TLS roots, connection
 //! reuse and a request timeout. Used by `upstream` (AutoShares) and `auth` (JWKS).
+//!
+//! Calls are pinned to HTTP/1.1 (ALPN offers nothing else): the HTTP/2 client logs whole
+//! request heads at trace level, which would put `Et-App-Key`, the service bearer and the
+//! login password in the log (CONTRACT.md §7).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+
+/// Why the TLS settings cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("upstream.ca_file cannot be read as PEM certificates")]
+    CaFile,
+    #[error("TLS cannot be set up")]
+    Setup,
+}
+
+/// The TLS client settings: webpki's roots, plus the certificates of `ca_file`.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|_| TlsError::CaFile)?
+            .collect::<Result<_, _>>()
+            .map_err(|_| TlsError::CaFile)?;
+        if certificates.is_empty() {
+            return Err(TlsError::CaFile);
+        }
+        for certificate in certificates {
+            roots.add(certificate).map_err(|_| TlsError::CaFile)?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| TlsError::Setup)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A client whose every request gives up after `timeout`.
-pub fn http_client(timeout: Duration) -> awc::Client {
+pub fn http_client(timeout: Duration, tls: &Arc<ClientConfig>) -> awc::Client {
     let connector = awc::Connector::new()
+        .rustls_0_23(Arc::clone(tls))
         .timeout(timeout)
         .conn_keep_alive(Duration::from_secs(30))
         .limit(256);

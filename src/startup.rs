@@ -22,6 +22,7 @@ use crate::http::{AppState, RequestDeadline, RequestSpan, public_routes, request
 use crate::identity::{Identity, LinkStore};
 use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits};
 use crate::metrics::Metrics;
+use crate::net;
 use crate::phone::PhoneRules;
 use crate::upstream::Upstream;
 use crate::verification::{Envelope, Sealer};
@@ -130,8 +131,11 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     });
     chores.push(actix_web::rt::spawn(evict_idle_limits(state.clone())));
 
+    let tls = net::tls_config(settings.upstream.ca_file.as_deref())
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let upstream = Arc::new(Upstream::new(
         settings.upstream.clone(),
+        tls,
         Arc::clone(&metrics),
     ));
     let public_metrics = web::Data::from(Arc::clone(&metrics));

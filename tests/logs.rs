@@ -9,6 +9,7 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
+use common::tls::TlsFront;
 use common::{ServeProcess, call, hs256_jwt, unix_now};
 
 use autoshares_bff::sandbox::{self, SandboxConfig};
@@ -61,9 +62,35 @@ fn stands_alone(text: &str, needle: &str) -> bool {
 
 #[actix_web::test]
 async fn a_whole_scenario_logs_json_lines_and_no_secret() {
+    whole_scenario(false).await;
+}
+
+/// AutoShares behind TLS with a private CA, trusted through `upstream.ca_file`: calls go
+/// over HTTP/1.1 only, and the trace log of a whole flow still holds no secret (the HTTP/2
+/// client logs whole request heads at trace level).
+#[actix_web::test]
+async fn behind_tls_with_a_private_ca_a_whole_scenario_at_trace_leaks_nothing() {
+    whole_scenario(true).await;
+}
+
+async fn whole_scenario(tls: bool) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let sandbox = sandbox::start(listener, SandboxConfig::default()).unwrap();
-    let (server, _dir) = start_serve(&sandbox.base_url(), &[]);
+    let front = match tls {
+        true => Some(TlsFront::start(sandbox.addr()).await),
+        false => None,
+    };
+    let (base_url, extra) = match &front {
+        Some(front) => (
+            front.base_url(),
+            vec![(
+                "BFF__UPSTREAM__CA_FILE",
+                front.ca_file.display().to_string(),
+            )],
+        ),
+        None => (sandbox.base_url(), Vec::new()),
+    };
+    let (server, _dir) = start_serve(&base_url, &extra);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(10))
         .finish();
@@ -214,6 +241,14 @@ async fn a_whole_scenario_logs_json_lines_and_no_secret() {
         "{}",
         bind_lines[0]
     );
+    if let Some(front) = front {
+        let negotiated = front.negotiated.lock().unwrap().clone();
+        assert!(!negotiated.is_empty(), "AutoShares was called over TLS");
+        assert!(
+            negotiated.iter().all(|p| p.as_deref() == Some("http/1.1")),
+            "every connection chose HTTP/1.1: {negotiated:?}"
+        );
+    }
 }
 
 #[actix_web::test]

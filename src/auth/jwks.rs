@@ -89,7 +89,14 @@ impl Jwks {
 }
 
 async fn fetch(url: &str) -> Result<Vec<u8>, JwksError> {
-    let client = crate::net::http_client(FETCH_TIMEOUT);
+    // The identity provider is trusted through the system's roots alone.
+    static TLS: std::sync::OnceLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
+        std::sync::OnceLock::new();
+    let tls = TLS
+        .get_or_init(|| crate::net::tls_config(None).ok())
+        .as_ref()
+        .ok_or(JwksError::Fetch)?;
+    let client = crate::net::http_client(FETCH_TIMEOUT, tls);
     let mut response = client.get(url).send().await.map_err(|_| JwksError::Fetch)?;
     if !response.status().is_success() {
         return Err(JwksError::Fetch);

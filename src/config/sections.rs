@@ -42,6 +42,8 @@ pub struct UpstreamSettings {
     pub timeout: Duration,
     pub circuit_failures: u32,
     pub circuit_open: Duration,
+    /// Extra CA certificates (PEM) trusted for AutoShares beside the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl UpstreamSettings {
@@ -58,6 +60,7 @@ impl UpstreamSettings {
             timeout: l.positive_millis("upstream.timeout_ms", 5000)?,
             circuit_failures: l.positive("upstream.circuit_failures", 5u32)?,
             circuit_open: l.seconds("upstream.circuit_open_s", 30)?,
+            ca_file: l.path("upstream.ca_file")?,
         })
     }
 }

@@ -78,14 +78,21 @@ pub struct PhoneStatus {
 /// State shared by every worker: settings, the service token and the circuit.
 pub struct Upstream {
     settings: UpstreamSettings,
+    tls: Arc<rustls::ClientConfig>,
     session: Session,
     breaker: Breaker,
     metrics: Arc<Metrics>,
 }
 
 impl Upstream {
-    pub fn new(settings: UpstreamSettings, metrics: Arc<Metrics>) -> Self {
+    /// `tls` trusts the system's roots and `upstream.ca_file` (see `net::tls_config`).
+    pub fn new(
+        settings: UpstreamSettings,
+        tls: Arc<rustls::ClientConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
+            tls,
             breaker: Breaker::new(settings.circuit_failures, settings.circuit_open),
             session: Session::default(),
             settings,
@@ -96,7 +103,7 @@ impl Upstream {
     /// A client for the current worker thread (`awc::Client` stays on one thread).
     pub fn client(self: &Arc<Self>) -> AutoShares {
         AutoShares {
-            client: crate::net::http_client(self.settings.timeout),
+            client: crate::net::http_client(self.settings.timeout, &self.tls),
             shared: Arc::clone(self),
         }
     }

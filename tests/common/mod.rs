@@ -4,6 +4,8 @@
     reason = "each test binary uses a different part of these helpers"
 )]
 
+pub mod tls;
+
 use std::net::TcpListener;
 
 use serde_json::Value;
