@@ -11,10 +11,22 @@ use crate::ids::{AutosharesUserId, Subject};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// How long a request may wait for a database connection, and for one statement: a
-/// lookup waits at most their sum (README "Time bounds").
+/// How long a request may wait for a database connection, and for one statement (README
+/// "Time bounds").
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
+/// The client's own bound on one call, for a server that stops answering altogether (a
+/// statement_timeout needs a server that still runs).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StoreError::Timeout),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +36,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("database did not answer in time")]
+    Timeout,
 }
 
 /// The mapping store. Connections are made lazily, so `serve` starts with the database down.
@@ -72,11 +86,11 @@ impl LinkStore {
         &self,
         subject: &Subject,
     ) -> Result<Option<AutosharesUserId>, StoreError> {
-        let id: Option<i64> =
+        let query =
             sqlx::query_scalar("SELECT autoshares_user_id FROM user_links WHERE subject = $1")
                 .bind(subject.as_str())
-                .fetch_optional(&self.pool)
-                .await?;
+                .fetch_optional(&self.pool);
+        let id: Option<i64> = bounded(query).await?;
         Ok(id.map(AutosharesUserId))
     }
 
@@ -86,21 +100,21 @@ impl LinkStore {
         subject: &Subject,
         user: AutosharesUserId,
     ) -> Result<(), StoreError> {
-        sqlx::query(UPSERT)
+        let query = sqlx::query(UPSERT)
             .bind(subject.as_str())
             .bind(user.0)
             .bind(now_seconds())
-            .execute(&self.pool)
-            .await?;
+            .execute(&self.pool);
+        bounded(query).await?;
         Ok(())
     }
 
     /// Removes the link of `subject`; answers whether there was one.
     pub async fn delete_link(&self, subject: &Subject) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM user_links WHERE subject = $1")
+        let query = sqlx::query("DELETE FROM user_links WHERE subject = $1")
             .bind(subject.as_str())
-            .execute(&self.pool)
-            .await?;
+            .execute(&self.pool);
+        let done = bounded(query).await?;
         Ok(done.rows_affected() > 0)
     }
 

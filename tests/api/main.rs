@@ -8,6 +8,7 @@ mod auth;
 mod bind;
 mod complete;
 mod cors;
+mod faults;
 mod helpers;
 mod idempotency;
 mod identity;

@@ -10,6 +10,7 @@ mod app;
 mod database;
 mod poll;
 mod proxy;
+mod raw;
 mod scripted;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +21,7 @@ pub use app::*;
 pub use database::TestDatabase;
 pub use poll::wait_for_status;
 pub use proxy::TcpProxy;
+pub use raw::RawUpstream;
 pub use scripted::{Reply, Scripted};
 
 pub fn random_hex(bytes: usize) -> String {

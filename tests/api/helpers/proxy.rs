@@ -50,20 +50,39 @@ impl TcpProxy {
         }
     }
 
-    /// Listens on the same port again.
+    /// Takes connections on the same port and never answers on them: a server that hangs.
+    /// `resume` forwards again.
+    pub async fn black_hole(&self) {
+        self.stop();
+        let listener = self.listen_again().await;
+        let tasks = self.tasks.clone();
+        let accept = actix_web::rt::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                held.push(inbound);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+    }
+
+    /// Listens on the same port again, forwarding.
     pub async fn resume(&self) {
+        self.stop();
+        let listener = self.listen_again().await;
+        self.serve(listener);
+    }
+
+    async fn listen_again(&self) -> tokio::net::TcpListener {
         let mut tries = 0;
-        let listener = loop {
+        loop {
             match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(listener) => break listener,
-                Err(error) if tries < 50 => {
+                Ok(listener) => return listener,
+                Err(_) if tries < 50 => {
                     tries += 1;
-                    let _ = error;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(error) => panic!("cannot listen on {} again: {error}", self.port),
             }
-        };
-        self.serve(listener);
+        }
     }
 }
