@@ -205,7 +205,12 @@ pub struct Limits {
     on_backend_error: OnBackendError,
     verify_attempts: u32,
     metrics: Arc<Metrics>,
+    /// When `bff_abuse_blocks` was last read from the backend.
+    gauge_read_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// The longest `bff_abuse_blocks` may lag a new block by.
+const GAUGE_EVERY: Duration = Duration::from_secs(1);
 
 impl Limits {
     /// `on_backend_error` decides what a bind does when Redis cannot answer; code attempts
@@ -229,6 +234,7 @@ impl Limits {
             on_backend_error,
             verify_attempts,
             metrics,
+            gauge_read_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -270,10 +276,14 @@ impl Limits {
             Some(Refusal::Blocked { rule }) => {
                 self.metrics.abuse_decision(rule, "refused");
                 tracing::warn!(rule, country, phone = %phone, "destination blocked");
+                // Only a breaker refusal can have started a block; during an attack most
+                // binds are refused, so the gauge is read again at most once a second.
+                if self.gauge_due() {
+                    self.refresh_block_gauge().await;
+                }
                 LimitError::DestinationBlocked { rule }
             }
         };
-        self.refresh_block_gauge().await;
         Err(error)
     }
 
@@ -413,6 +423,17 @@ impl Limits {
                 .await
                 .map_err(|error| self.admin_failed(&error)),
         }
+    }
+
+    /// Whether a second has passed since the block gauge was last read (and claims it).
+    fn gauge_due(&self) -> bool {
+        let mut last = self.gauge_read_at.lock().expect("gauge lock poisoned");
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < GAUGE_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
     }
 
     async fn refresh_block_gauge(&self) {
