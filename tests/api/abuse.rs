@@ -9,8 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
 use crate::helpers::{
-    ADMIN_TOKEN, Answer, Caller, Options, TestApp, random_key_base64, redis_options, redis_url,
-    spawn_with,
+    ADMIN_TOKEN, Answer, Caller, Options, TestApp, random_key_base64, redis_keys, redis_options,
+    redis_url, spawn_with,
 };
 
 /// Spanish mobiles: `es(0..10)` share the prefix `+3463595`, `other_es` is `+3463596`.
@@ -169,7 +169,6 @@ async fn the_breaker_trips_on_a_prefix_lifts_doubles_and_is_lifted_by_an_operato
 #[actix_web::test]
 async fn the_breaker_trips_on_a_prefix_with_redis_too() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     breaker_trips_on_a_prefix_lifts_doubles_and_is_lifted_by_an_operator(redis_options(&url)).await;
@@ -329,7 +328,6 @@ async fn two_on_redis(
 #[actix_web::test]
 async fn two_instances_on_redis_enforce_one_global_budget_and_share_the_safe_list() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let (one, two, shared) = two_on_redis(&url, |options| {
@@ -386,7 +384,6 @@ async fn two_instances_on_redis_enforce_one_global_budget_and_share_the_safe_lis
 #[actix_web::test]
 async fn a_block_tripped_through_one_instance_holds_on_the_other() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let (one, two, _) = two_on_redis(&url, prefix_breaker).await;
@@ -416,19 +413,8 @@ fn spread(i: u32) -> String {
 /// Scans the keys a scenario left: no number or prefix in them, plain or as an unkeyed
 /// SHA-256.
 async fn assert_no_key_names_a_number(url: &str, options: &Options) {
-    let prefix = &options
-        .overrides
-        .iter()
-        .find(|(k, _)| k == "redis.key_prefix")
-        .unwrap()
-        .1;
-    let client = redis::Client::open(url).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let prefix = &options.setting("redis.key_prefix").unwrap().to_owned();
+    let keys = redis_keys(url, prefix).await;
     assert!(keys.len() > 5, "{keys:?}");
     let mut texts: Vec<String> = (0..12u32).map(spread).chain((0..3).map(es)).collect();
     texts.extend((0..12u32).map(|i| spread(i)[..8].to_owned()));

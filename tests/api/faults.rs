@@ -113,7 +113,6 @@ async fn autoshares_resetting_the_connection_mid_body_is_a_problem_and_the_next_
 #[actix_web::test]
 async fn redis_that_takes_connections_and_never_answers_is_503_in_a_second_then_recovers() {
     let Some(url) = crate::helpers::redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let target = url

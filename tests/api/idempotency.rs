@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    Answer, Caller, Options, Reply, Scripted, TestApp, random_key_base64, redis_options, redis_url,
-    spawn_with,
+    Answer, Caller, Options, Reply, Scripted, TestApp, random_key_base64, redis_keys,
+    redis_options, redis_url, spawn_with,
 };
 
 async fn bind_with_key(app: &TestApp, caller: &Caller, phone: &str, key: &str) -> Answer {
@@ -69,7 +69,6 @@ async fn a_repeated_key_replays_the_first_answer_in_memory() {
 #[actix_web::test]
 async fn a_repeated_key_replays_the_first_answer_with_redis() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     a_repeated_key_replays_the_first_answer(redis_options(&url)).await;
@@ -146,17 +145,10 @@ async fn stored_answers_expire_after_idempotency_ttl() {
 #[actix_web::test]
 async fn a_retry_on_another_instance_sharing_redis_is_a_replay() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let shared = redis_options(&url).with("verification.token_secret", random_key_base64());
-    let prefix = shared
-        .overrides
-        .iter()
-        .find(|(k, _)| k == "redis.key_prefix")
-        .unwrap()
-        .1
-        .clone();
+    let prefix = shared.setting("redis.key_prefix").unwrap().to_owned();
     let one = spawn_with(shared.same_settings()).await;
     let two = spawn_with(shared.same_settings()).await;
     let first = bind_with_key(
@@ -183,13 +175,7 @@ async fn a_retry_on_another_instance_sharing_redis_is_a_replay() {
     assert_eq!(retry.text, first.text);
     assert_eq!(one.sandbox().binds() + two.sandbox().binds(), 1);
 
-    let client = redis::Client::open(url.as_str()).unwrap();
-    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let keys = redis_keys(&url, &prefix).await;
     let records: Vec<&str> = keys
         .iter()
         .filter_map(|k| k.strip_prefix(prefix.as_str()))
@@ -241,7 +227,6 @@ async fn rate_limit_fields_count_down_in_memory() {
 #[actix_web::test]
 async fn rate_limit_fields_count_down_with_redis() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     rate_limit_counts_down(redis_options(&url)).await;

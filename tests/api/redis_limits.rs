@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::helpers::{
-    Caller, Options, Reply, Scripted, TcpProxy, TestApp, random_hex, random_key_base64,
+    Caller, Options, Reply, Scripted, TcpProxy, TestApp, random_hex, random_key_base64, redis_keys,
     redis_options, redis_url, spawn_with, wait_for_status,
 };
 
@@ -20,7 +20,6 @@ fn claim_caller(app: &TestApp, subject: &str, user: i64) -> Caller {
 #[actix_web::test]
 async fn two_replicas_share_one_quota() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let fake = Scripted::start(Scripted::good_login, |n, _| {
@@ -33,13 +32,7 @@ async fn two_replicas_share_one_quota() {
         .with("identity.source", "claim")
         .with("verification.token_secret", sealing.clone())
         .with("rate_limit.bind_per_user", "3/hour");
-    let prefix = shared
-        .overrides
-        .iter()
-        .find(|(k, _)| k == "redis.key_prefix")
-        .unwrap()
-        .1
-        .clone();
+    let prefix = shared.setting("redis.key_prefix").unwrap().to_owned();
     let one = spawn_with(shared).await;
     let two = spawn_with(
         redis_options(&url)
@@ -93,13 +86,9 @@ async fn two_replicas_share_one_quota() {
 /// Every key under `prefix` expires within its quota's period (a day at most), and none
 /// names a phone number.
 async fn assert_every_key_expires(url: &str, prefix: &str, expected: usize) {
+    let keys = redis_keys(url, prefix).await;
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}*"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
     assert_eq!(keys.len(), expected, "{keys:?}");
     for key in keys {
         assert!(!key.contains("310890"), "a number in a key: {key}");
@@ -118,7 +107,6 @@ async fn assert_every_key_expires(url: &str, prefix: &str, expected: usize) {
 #[actix_web::test]
 async fn a_numbers_quota_and_code_attempts_are_shared_too() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let sandbox = autoshares_bff::sandbox::start(
@@ -185,7 +173,6 @@ async fn a_numbers_quota_and_code_attempts_are_shared_too() {
 #[actix_web::test]
 async fn without_redis_binds_fail_closed_and_recover_when_it_returns() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let target = url
@@ -251,7 +238,6 @@ async fn allow_on_backend_error_lets_binds_through_and_counts_them() {
 #[actix_web::test]
 async fn the_redis_quota_refills_evenly_like_the_memory_one() {
     let Some(url) = redis_url() else {
-        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
         return;
     };
     let app = spawn_with(

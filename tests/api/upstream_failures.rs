@@ -299,9 +299,9 @@ async fn a_trial_whose_caller_hangs_up_does_not_leave_the_circuit_half_open() {
             _ => Reply::json(200, active),
         }
     });
-    let app = spawn_with(
+    let app = app_on(
+        &fake,
         Options::default()
-            .upstream(&fake.base_url)
             .with("upstream.timeout_ms", "10000")
             .with("upstream.circuit_failures", "1")
             .with("upstream.circuit_open_s", "1"),

@@ -39,6 +39,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The value this test gives `key`, if any (the last one wins, as in the layers).
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.overrides
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The same upstream and settings, with a database of its own.
     pub fn same_settings(&self) -> Self {
         Self {
@@ -309,11 +318,26 @@ impl TestApp {
     }
 }
 
-/// The Redis of `BFF_TEST_REDIS_URL`, or `None` when unset.
+/// The Redis of `BFF_TEST_REDIS_URL`, or `None` (saying the test is skipped) when unset.
 pub fn redis_url() -> Option<String> {
-    std::env::var("BFF_TEST_REDIS_URL")
+    let url = std::env::var("BFF_TEST_REDIS_URL")
         .ok()
-        .filter(|u| !u.is_empty())
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
+    }
+    url
+}
+
+/// Every Redis key under `prefix` that a scenario left.
+pub async fn redis_keys(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap()
 }
 
 /// Options for the Redis backend with keys of this test only.
