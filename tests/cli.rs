@@ -89,17 +89,33 @@ fn a_config_file_given_by_flag_is_read() {
     .unwrap();
 }
 
+/// The claims of a token `token mint` printed with the `CLI_ENV` settings.
+fn decode_cli_token(printed: &str) -> jsonwebtoken::TokenData<Map<String, Value>> {
+    let mut validation = Validation::default();
+    validation.set_audience(&["aud-cli"]);
+    validation.set_issuer(&["iss-cli"]);
+    decode::<Map<String, Value>>(
+        printed.trim(),
+        &DecodingKey::from_secret(b"cli-secret-of-at-least-32-bytes-01234"),
+        &validation,
+    )
+    .unwrap()
+}
+
+/// The settings both `token mint` tests run with.
+const CLI_ENV: [(&str, &str); 3] = [
+    ("BFF__AUTH__ISSUER", "iss-cli"),
+    ("BFF__AUTH__AUDIENCE", "aud-cli"),
+    (
+        "BFF__AUTH__HS256_SECRET",
+        "cli-secret-of-at-least-32-bytes-01234",
+    ),
+];
+
 #[test]
 fn token_mint_prints_a_token_with_typed_claims() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("BFF__AUTH__ISSUER", "iss-cli"),
-        ("BFF__AUTH__AUDIENCE", "aud-cli"),
-        (
-            "BFF__AUTH__HS256_SECRET",
-            "cli-secret-of-at-least-32-bytes-01234",
-        ),
-    ];
+    let env = CLI_ENV;
     let output = run(
         dir.path(),
         &[
@@ -119,15 +135,7 @@ fn token_mint_prints_a_token_with_typed_claims() {
     assert!(output.status.success(), "{}", stderr(&output));
     let printed = stdout(&output);
     assert_eq!(printed.lines().count(), 1, "the token alone: {printed}");
-    let mut validation = Validation::default();
-    validation.set_audience(&["aud-cli"]);
-    validation.set_issuer(&["iss-cli"]);
-    let data = decode::<Map<String, Value>>(
-        printed.trim(),
-        &DecodingKey::from_secret(b"cli-secret-of-at-least-32-bytes-01234"),
-        &validation,
-    )
-    .unwrap();
+    let data = decode_cli_token(&printed);
     assert_eq!(data.claims["sub"], "user-7");
     assert_eq!(data.claims["autoshares_user_id"], 1925);
     assert_eq!(data.claims["role"], "a1");
@@ -143,14 +151,7 @@ fn token_mint_prints_a_token_with_typed_claims() {
 #[test]
 fn token_mint_sets_the_login_age_and_acr_for_step_up() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("BFF__AUTH__ISSUER", "iss-cli"),
-        ("BFF__AUTH__AUDIENCE", "aud-cli"),
-        (
-            "BFF__AUTH__HS256_SECRET",
-            "cli-secret-of-at-least-32-bytes-01234",
-        ),
-    ];
+    let env = CLI_ENV;
     let args = [
         "token",
         "mint",
@@ -163,15 +164,7 @@ fn token_mint_sets_the_login_age_and_acr_for_step_up() {
     ];
     let output = run(dir.path(), &args, &env);
     assert!(output.status.success(), "{}", stderr(&output));
-    let mut validation = Validation::default();
-    validation.set_audience(&["aud-cli"]);
-    validation.set_issuer(&["iss-cli"]);
-    let data = decode::<Map<String, Value>>(
-        stdout(&output).trim(),
-        &DecodingKey::from_secret(b"cli-secret-of-at-least-32-bytes-01234"),
-        &validation,
-    )
-    .unwrap();
+    let data = decode_cli_token(&stdout(&output));
     let age = data.claims["iat"].as_u64().unwrap() - data.claims["auth_time"].as_u64().unwrap();
     assert_eq!(age, 1200);
     assert_eq!(data.claims["acr"], "mfa");

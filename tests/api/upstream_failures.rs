@@ -217,6 +217,19 @@ async fn after_circuit_failures_the_next_call_is_503_without_reaching_autoshares
     assert_eq!(fake.phone_calls().len(), 3, "the open circuit sent nothing");
 }
 
+/// With circuit_failures = 1 and circuit_open_s = 1 and an AutoShares whose first phone
+/// call fails: the failure opens the circuit, the next call is refused unsent, and after
+/// the open period the next call will be the trial.
+async fn open_circuit_until_its_trial(app: &TestApp, caller: &crate::helpers::Caller) {
+    app.get_phone_number(caller)
+        .await
+        .assert_problem(502, "upstream_error");
+    app.get_phone_number(caller)
+        .await
+        .assert_problem(503, "upstream_unavailable");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
 #[actix_web::test]
 async fn the_circuit_closes_after_a_good_trial_call() {
     let fake = Scripted::start(Scripted::good_login, |n, _| {
@@ -234,13 +247,7 @@ async fn the_circuit_closes_after_a_good_trial_call() {
     )
     .await;
     let caller = app.linked_caller("sub-1", 42).await;
-    app.get_phone_number(&caller)
-        .await
-        .assert_problem(502, "upstream_error");
-    app.get_phone_number(&caller)
-        .await
-        .assert_problem(503, "upstream_unavailable");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    open_circuit_until_its_trial(&app, &caller).await;
     assert_eq!(
         app.get_phone_number(&caller).await.status,
         200,
@@ -308,13 +315,7 @@ async fn a_trial_whose_caller_hangs_up_does_not_leave_the_circuit_half_open() {
     )
     .await;
     let caller = app.linked_caller("sub-1", 1001).await;
-    app.get_phone_number(&caller)
-        .await
-        .assert_problem(502, "upstream_error");
-    app.get_phone_number(&caller)
-        .await
-        .assert_problem(503, "upstream_unavailable");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    open_circuit_until_its_trial(&app, &caller).await;
 
     // The trial goes out, slowly; its caller gives up and resets the connection, as a
     // load balancer that stops waiting does.
