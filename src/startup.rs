@@ -31,6 +31,8 @@ use crate::verification::{Envelope, Sealer};
 const EVICTION_INTERVAL: Duration = Duration::from_secs(60);
 /// How often a failed start-up migration is tried again.
 const MIGRATION_RETRY: Duration = Duration::from_secs(5);
+/// The first retry of a JWKS that has never loaded; doubles up to `auth.jwks_refresh_s`.
+const JWKS_FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// Both listeners, bound by the caller.
 pub struct Listeners {
@@ -267,12 +269,25 @@ async fn retry_migration(store: LinkStore) {
     }
 }
 
+/// Refreshes the key set every `every`. Until a first set has loaded, every token is
+/// refused, so the fetch is retried sooner: after 1 s, doubling up to `every`.
 async fn refresh_jwks(jwks: Arc<Jwks>, every: Duration) {
+    let mut retry = JWKS_FIRST_RETRY;
     loop {
-        if let Err(error) = jwks.refresh().await {
-            tracing::warn!(error = %error, "jwks refresh failed; keeping the last good set");
-        }
-        tokio::time::sleep(every).await;
+        let pause = match jwks.refresh().await {
+            Ok(()) => every,
+            Err(error) if jwks.is_loaded() => {
+                tracing::warn!(error = %error, "jwks refresh failed; keeping the last good set");
+                every
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "jwks not loaded yet; retrying");
+                let pause = retry.min(every);
+                retry = retry.saturating_mul(2);
+                pause
+            }
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -207,7 +207,14 @@ async fn a_pem_key_accepts_its_own_algorithm_and_refuses_hs256_signed_with_it() 
 
 /// Serves whatever JWKS the test puts in the box, counting fetches.
 fn jwks_server(document: Arc<Mutex<Value>>, fetches: Arc<AtomicUsize>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    jwks_server_on(TcpListener::bind("127.0.0.1:0").unwrap(), document, fetches)
+}
+
+fn jwks_server_on(
+    listener: TcpListener,
+    document: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+) -> String {
     let addr = listener.local_addr().unwrap();
     let server = HttpServer::new(move || {
         let document = document.clone();
@@ -345,5 +352,35 @@ async fn without_a_first_jwks_every_token_is_401_and_readyz_is_503() {
         app.admin_get("/healthz", None).await.status,
         200,
         "the process serves"
+    );
+}
+
+#[actix_web::test]
+async fn a_jwks_url_down_at_start_is_picked_up_within_seconds_of_coming_up() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = spawn_with(
+        Options::default()
+            .with("auth.hs256_secret", "")
+            .with("auth.jwks_url", format!("http://{closed}/jwks.json")),
+    )
+    .await;
+    app.linked_caller("sub-1", 1001).await;
+    let key = EcKey::generate("late-key");
+    let token = key.sign(&valid_claims("sub-1"));
+    assert!(!accepted(&app, &token).await, "no key set yet");
+    assert_eq!(app.admin_get("/readyz", None).await.json()["jwks"], "down");
+
+    let document = Arc::new(Mutex::new(json!({"keys": [key.jwk.clone()]})));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    jwks_server_on(TcpListener::bind(closed).unwrap(), document, fetches);
+
+    let ready = wait_for_status(&app, "/readyz", 200).await;
+    assert_eq!(ready.json()["jwks"], "ok");
+    assert!(
+        accepted(&app, &token).await,
+        "the key set loaded without a restart"
     );
 }
