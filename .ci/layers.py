@@ -16,14 +16,15 @@ LAYERS = [
     ["commands"],
     ["cli", "startup"],
     ["http"],
+    ["audit"],
     ["identity", "limits", "upstream", "auth", "sandbox"],
     ["net", "metrics", "telemetry"],
     ["verification"],
     ["phone"],
-    ["config", "ids"],
+    ["config", "ids", "client_address"],
 ]
 # Modules that may import nothing of ours at all.
-ISOLATED = {"sandbox", "ids", "config"}
+ISOLATED = {"sandbox", "ids", "config", "client_address"}
 
 SRC = Path("src")
 

@@ -58,6 +58,7 @@ fn main() {
     let policy = Policy {
         per_user: settings.rate_limit.bind_per_user,
         per_phone: roomy,
+        per_client: None,
         abuse,
         idempotency_ttl: settings.rate_limit.idempotency_ttl,
     };
@@ -69,7 +70,13 @@ fn main() {
     // Distinct users, each binding a number of its own (100 users share a prefix).
     for user in 0..users {
         let phone = PhoneNumber::from_trusted_e164(format!("+1{}", 2_000_000_000 + user));
-        let facts = BindFacts::new(AutosharesUserId(user as i64 + 1), &phone, &policy, &hash);
+        let facts = BindFacts::new(
+            AutosharesUserId(user as i64 + 1),
+            &phone,
+            None,
+            &policy,
+            &hash,
+        );
         limits.admit_bind(&facts, &policy, now);
     }
     let after_users = rss_mib();
@@ -87,7 +94,7 @@ fn main() {
     policy.abuse.prefix_budget = prefix_budget;
     for i in 0..prefixes {
         let phone = PhoneNumber::from_trusted_e164(format!("+1{}", 4_000_000_000 + i * 10_000));
-        let facts = BindFacts::new(AutosharesUserId(0), &phone, &policy, &hash);
+        let facts = BindFacts::new(AutosharesUserId(0), &phone, None, &policy, &hash);
         limits.admit_bind(&facts, &policy, now);
     }
     let after_prefixes = rss_mib();

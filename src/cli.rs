@@ -58,6 +58,13 @@ pub enum UsersCommand {
     Show { subject: String },
     /// Import links from a CSV with the header `subject,autoshares_user_id`, all or nothing.
     Import { file: PathBuf },
+    /// Print SUBJECT's audit events, newest first (exits 1 when there are none).
+    History {
+        subject: String,
+        /// How many events at most (1-1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

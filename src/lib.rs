@@ -13,12 +13,17 @@
 //!   to step 2).
 //! - [`telemetry`] sets up logs, [`metrics`] holds the Prometheus instruments, and [`net`]
 //!   builds outbound HTTP clients; [`sandbox`] is a stand-in AutoShares for `dev` and tests.
-//! - At the bottom, [`config`] (typed settings, each key read once) and [`ids`] (the
-//!   identifiers every layer names) import nothing of ours.
+//! - [`audit`] writes the trail of every phone change to the database, off the request
+//!   path.
+//! - At the bottom, [`config`] (typed settings, each key read once), [`ids`] (the
+//!   identifiers every layer names) and [`client_address`] (who is behind the ingress)
+//!   import nothing of ours.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod client_address;
 pub mod commands;
 pub mod config;
 pub mod identity;

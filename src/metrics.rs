@@ -83,6 +83,8 @@ pub struct Metrics {
     completions: Family<CountryLabels, Counter>,
     abuse_decisions: Family<RuleLabels, Counter>,
     abuse_blocks: Family<ScopeLabels, Gauge>,
+    audit_dropped: Counter,
+    audit_queued: Gauge,
 }
 
 impl Default for Metrics {
@@ -168,8 +170,22 @@ impl Metrics {
             "Countries and prefixes the pumping breaker blocks now, by scope",
             Clone::clone(&abuse_blocks),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Audit events forced out of a full queue while the database could not take them",
+            audit_dropped.clone(),
+        );
+        let audit_queued = Gauge::default();
+        registry.register(
+            "audit_queued",
+            "Audit events waiting to be written",
+            audit_queued.clone(),
+        );
         Self {
             registry,
+            audit_dropped,
+            audit_queued,
             sms_sends,
             completions,
             abuse_decisions,
@@ -183,6 +199,16 @@ impl Metrics {
             logins,
             link_cache,
         }
+    }
+
+    /// An audit event forced out of the queue unwritten (CONTRACT.md §9).
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.inc();
+    }
+
+    pub fn audit_queued(&self, count: usize) {
+        self.audit_queued
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// A bind admitted to AutoShares: a send (CONTRACT.md §8).

@@ -14,11 +14,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use tracing_actix_web::TracingLogger;
 
+use crate::audit::Audit;
 use crate::auth::{Authenticator, Jwks, StepUp};
+use crate::client_address::TrustedProxies;
 use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, admin_routes};
 use crate::http::cors::{self, Cors};
-use crate::http::{AppState, RequestDeadline, RequestSpan, public_routes, request_id};
+use crate::http::{AppState, RequestDeadline, RequestSpan, client, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
 use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits};
 use crate::metrics::Metrics;
@@ -31,6 +33,8 @@ use crate::verification::{Envelope, Sealer};
 const EVICTION_INTERVAL: Duration = Duration::from_secs(60);
 /// How often a failed start-up migration is tried again.
 const MIGRATION_RETRY: Duration = Duration::from_secs(5);
+/// How long the audit queue may take to be written at shutdown.
+const AUDIT_FLUSH: Duration = Duration::from_secs(5);
 /// The first retry of a JWKS that has never loaded; doubles up to `auth.jwks_refresh_s`.
 const JWKS_FIRST_RETRY: Duration = Duration::from_secs(1);
 
@@ -59,6 +63,7 @@ pub struct Application {
     admin: Server,
     shutting_down: Arc<AtomicBool>,
     chores: Vec<actix_web::rt::task::JoinHandle<()>>,
+    audit: Arc<Audit>,
 }
 
 /// Builds every part from `settings` and binds both servers to `listeners`.
@@ -78,6 +83,14 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     }
 
     let metrics = Arc::new(Metrics::new());
+    let audit = Arc::new(Audit::new(
+        &store,
+        settings.audit.queue_capacity,
+        settings.audit.retention,
+        Arc::clone(&metrics),
+    ));
+    chores.push(actix_web::rt::spawn(Arc::clone(&audit).run()));
+    chores.push(actix_web::rt::spawn(Arc::clone(&audit).prune_forever()));
     let identity = match &settings.identity {
         IdentitySource::Database => Identity::database(store.clone(), Arc::clone(&metrics)),
         IdentitySource::Claim(name) => Identity::Claim(name.clone()),
@@ -100,6 +113,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     let policy = Policy {
         per_user: quotas.bind_per_user,
         per_phone: quotas.bind_per_phone,
+        per_client: quotas.bind_per_client,
         abuse: settings.abuse.clone(),
         idempotency_ttl: quotas.idempotency_ttl,
     };
@@ -125,6 +139,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         identity,
         phone_rules: PhoneRules::new(&settings.phone),
         limits: Arc::new(limits),
+        audit: Arc::clone(&audit),
         sealer: Sealer::new(
             &verification.token_secret,
             &verification.previous_token_secrets,
@@ -150,6 +165,8 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         &settings.cors.allowed_origins,
         settings.cors.max_age_s,
     ));
+    let trusted_proxies =
+        web::Data::new(TrustedProxies::new(settings.server.trusted_proxies.clone()));
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
@@ -157,8 +174,10 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             .app_data(cors.clone())
             .app_data(deadline.clone())
             .app_data(web::Data::new(upstream.client()))
+            .app_data(trusted_proxies.clone())
             .configure(public_routes)
             .wrap(from_fn(cors::handle))
+            .wrap(from_fn(client::locate))
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(from_fn(request_id::assign))
     })
@@ -200,6 +219,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         admin,
         shutting_down,
         chores,
+        audit,
     })
 }
 
@@ -232,6 +252,8 @@ impl Application {
                 Ok(())
             }
         };
+        // Every request has its answer: what they recorded is written before exit.
+        self.audit.flush(AUDIT_FLUSH).await;
         for chore in &self.chores {
             chore.abort();
         }

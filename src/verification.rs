@@ -42,10 +42,27 @@ pub struct Verification {
     pub expires_at: u64,
 }
 
+/// Names one verification token's code attempts: two integers, so a process that
+/// counts them keeps no string per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AttemptKey {
+    user: AutosharesUserId,
+    token: UpstreamTokenId,
+}
+
+impl std::fmt::Display for AttemptKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.user, self.token)
+    }
+}
+
 impl Verification {
     /// The key under which wrong codes for this token are counted.
-    pub fn attempt_key(&self) -> String {
-        format!("{}:{}", self.user, self.token_id)
+    pub fn attempt_key(&self) -> AttemptKey {
+        AttemptKey {
+            user: self.user,
+            token: self.token_id,
+        }
     }
 
     /// How long the token stays usable after `now`.

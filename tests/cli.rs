@@ -232,6 +232,33 @@ fn user_commands_work_on(url: &str) {
     let carol: Value = serde_json::from_str(&stdout(&run(&["users", "show", "carol"]))).unwrap();
     assert_eq!(carol["autosharesUserId"], 1001, "nothing changed");
 
+    let none = run(&["users", "history", "alice"]);
+    assert_eq!(none.status.code(), Some(1), "no events yet");
+    assert_eq!(
+        stderr(&none).trim(),
+        "users history: alice has no audit events"
+    );
+    record_events(url);
+    let history = run(&["users", "history", "alice", "--limit", "1"]);
+    assert!(history.status.success(), "{}", stderr(&history));
+    assert_eq!(
+        stdout(&history),
+        "2026-12-01T10:00:02.000Z unbind ok - req-2\n",
+        "newest first, as many as asked"
+    );
+    let history = run(&["users", "history", "alice"]);
+    assert_eq!(stdout(&history).lines().count(), 2);
+    assert!(
+        stdout(&history).ends_with("2026-12-01T10:00:01.000Z bind ok +1310*****69 req-1\n"),
+        "{}",
+        stdout(&history)
+    );
+    assert!(
+        !run(&["users", "history", "alice", "--limit", "0"])
+            .status
+            .success()
+    );
+
     let twice = dir.path().join("twice.csv");
     std::fs::write(&twice, "subject,autoshares_user_id\nfrank,1\nfrank,2\n").unwrap();
     let refused = run(&["users", "import", twice.to_str().unwrap()]);
@@ -239,6 +266,39 @@ fn user_commands_work_on(url: &str) {
         stderr(&refused).trim(),
         "users import: line 3: subject frank appears twice"
     );
+}
+
+/// Two audit events of `alice`, as a running service would have written them.
+fn record_events(url: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        let rows = [
+            (1_796_119_201_000_i64, "bind", Some("+1310*****69"), "req-1"),
+            (1_796_119_202_000_i64, "unbind", None, "req-2"),
+        ];
+        for (seq, (at, action, phone, request)) in rows.into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO audit_events (at_ms, seq, subject, autoshares_user_id, action, \
+                 outcome, phone_number, country, client_address, request_id) \
+                 VALUES ($1, $2, 'alice', 1925, $3, 'ok', $4, 'US', '127.0.0.1', $5)",
+            )
+            .bind(at)
+            .bind(seq as i64)
+            .bind(action)
+            .bind(phone)
+            .bind(request)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        }
+    });
 }
 
 #[test]

@@ -228,6 +228,12 @@ async fn whole_scenario(tls: bool) {
             for key in ["request_id", "route", "status", "latency_ms"] {
                 assert!(entry.get(key).is_some(), "{key} missing: {line}");
             }
+            if entry["route"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("/v1/"))
+            {
+                assert_eq!(entry["client_address"], "127.0.0.1", "{line}");
+            }
         }
     }
     assert!(finished >= 8, "one closing line per request: {finished}");

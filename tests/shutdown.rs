@@ -116,3 +116,74 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
         finished.stdout
     );
 }
+
+/// CONTRACT.md §9: events of finished requests are written before the process exits,
+/// though the writer batches them off the request path.
+#[cfg(feature = "sandbox")]
+#[actix_web::test]
+async fn sigterm_right_after_a_burst_of_binds_leaves_every_finished_bind_recorded() {
+    use autoshares_bff::sandbox::{self, SandboxConfig};
+    use sqlx::Row as _;
+
+    let defaults = SandboxConfig::default();
+    let sandbox =
+        sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), defaults.clone()).unwrap();
+    let secret = "shutdown-test-secret-0123456789abcdef";
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let server = ServeProcess::start(&[
+        ("BFF__UPSTREAM__BASE_URL", sandbox.base_url()),
+        ("BFF__UPSTREAM__APP_KEY", defaults.app_key.clone()),
+        ("BFF__UPSTREAM__USERNAME", defaults.username.clone()),
+        ("BFF__UPSTREAM__PASSWORD", defaults.password.clone()),
+        ("BFF__AUTH__ISSUER", "iss".to_owned()),
+        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
+        ("BFF__AUTH__HS256_SECRET", secret.to_owned()),
+        (
+            "BFF__VERIFICATION__TOKEN_SECRET",
+            base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+        ),
+        ("BFF__DATABASE__URL", database.clone()),
+        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
+        ("BFF__RATE_LIMIT__BIND_PER_CLIENT", "off".to_owned()),
+    ]);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .finish();
+    server.wait_ready(&client).await;
+
+    let binds = (0..40).map(|n| {
+        let claims = json!({"sub": format!("s-{n}"), "iss": "iss", "aud": "aud",
+            "exp": unix_now() + 600, "autoshares_user_id": 1001 + n % 10});
+        let jwt = hs256_jwt(secret, &claims);
+        let url = format!("{}/v1/me/phone-number", server.public);
+        let body = json!({"phoneNumber": format!("+1310890{:04}", 4000 + n)});
+        let client = client.clone();
+        async move {
+            common::call(&client, "PUT", &url, Some(&jwt), Some(body))
+                .await
+                .0
+        }
+    });
+    let statuses = futures_util::future::join_all(binds).await;
+    server.terminate();
+    let finished = server.finish();
+    assert!(finished.success, "exit 0; stderr: {}", finished.stderr);
+
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(ok > 0, "{statuses:?}");
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&database)
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT outcome FROM audit_events WHERE action = 'bind'")
+        .fetch_all(&mut connection)
+        .await
+        .unwrap();
+    let recorded_ok = rows
+        .iter()
+        .filter(|row| row.get::<String, _>(0) == "ok")
+        .count();
+    assert_eq!(rows.len(), statuses.len(), "one event per finished bind");
+    assert_eq!(recorded_ok, ok, "{statuses:?}");
+}

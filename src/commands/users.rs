@@ -1,5 +1,6 @@
-//! `autoshares-bff users link|unlink|show|import` (CONTRACT.md §5): mapping management on
-//! the configured database. Running services see changes within 5 s.
+//! `autoshares-bff users link|unlink|show|import|history` (CONTRACT.md §5): mapping
+//! management on the configured database, and a subject's audit trail (§9). Running
+//! services see link changes within 5 s.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
+use crate::audit::AuditStore;
 use crate::cli::UsersCommand;
 use crate::config::Sources;
 use crate::ids::{AutosharesUserId, Subject};
@@ -59,6 +61,27 @@ pub async fn run(sources: Sources, command: UsersCommand) -> anyhow::Result<Exit
                     eprintln!("users show: {subject} is not linked");
                     ExitCode::FAILURE
                 }
+            }
+        }
+        UsersCommand::History { subject, limit } => {
+            let events = AuditStore::new(&store)
+                .history(&Subject::from(subject.as_str()), limit)
+                .await?;
+            for event in &events {
+                println!(
+                    "{} {} {} {} {}",
+                    event.at,
+                    event.action,
+                    event.outcome,
+                    event.phone_number.as_deref().unwrap_or("-"),
+                    event.request_id
+                );
+            }
+            if events.is_empty() {
+                eprintln!("users history: {subject} has no audit events");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
         }
         UsersCommand::Import { .. } => {

@@ -17,7 +17,7 @@ use secrecy::SecretString;
 pub use layers::Layers;
 pub use quota::{Quota, QuotaError};
 pub use sections::{
-    AbuseSettings, AuthSettings, ConversionSettings, CorsSettings, DatabaseSettings,
+    AbuseSettings, AuditSettings, AuthSettings, ConversionSettings, CorsSettings, DatabaseSettings,
     IdentitySource, KeySource, LimitBackend, LogFormat, LogSettings, OnBackendError, PhoneSettings,
     RateLimitSettings, RuleMode, SealingKey, ServerSettings, UpstreamSettings,
     VerificationSettings, admin_token, is_e164_prefix, sandbox_listen,
@@ -84,6 +84,7 @@ pub struct Settings {
     pub phone: PhoneSettings,
     pub cors: CorsSettings,
     pub admin_token: Option<SecretString>,
+    pub audit: AuditSettings,
     pub log: LogSettings,
 }
 
@@ -107,6 +108,7 @@ impl Settings {
             phone: PhoneSettings::read(layers)?,
             cors: CorsSettings::read(layers)?,
             admin_token: admin_token(layers)?,
+            audit: AuditSettings::read(layers)?,
             log: LogSettings::read(layers)?,
         })
     }

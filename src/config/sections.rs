@@ -2,9 +2,11 @@
 //! its keys: every key is named once, with its default beside it, and checked where it is
 //! read. Nothing here knows which command runs.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 
 use super::ConfigError;
@@ -18,6 +20,8 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// The longest a caller may take to send a whole request, head and body.
     pub request_timeout: Duration,
+    /// The proxies in front whose forwarding headers are believed (CONTRACT.md §11).
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ServerSettings {
@@ -27,8 +31,22 @@ impl ServerSettings {
             admin_listen: l.address("server.admin_listen", "0.0.0.0:9090")?,
             shutdown_grace: l.seconds("server.shutdown_grace_s", 10)?,
             request_timeout: l.positive_millis("server.request_timeout_ms", 10_000)?,
+            trusted_proxies: networks(l, "server.trusted_proxies")?,
         })
     }
+}
+
+/// A list of CIDR networks; a bare address is a network of one.
+fn networks(l: &Layers, key: &str) -> Result<Vec<IpNet>, ConfigError> {
+    let items = l.list(key)?.unwrap_or_default();
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| ConfigError::key(key, "must be CIDR networks, e.g. 10.0.0.0/8"))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -202,6 +220,8 @@ pub struct RateLimitSettings {
     pub backend: LimitBackend,
     pub bind_per_user: Quota,
     pub bind_per_phone: Quota,
+    /// Per client address (CONTRACT.md §11); `None` when `off`.
+    pub bind_per_client: Option<Quota>,
     pub verify_attempts: u32,
     pub on_backend_error: OnBackendError,
     /// How long a bind's answer is kept for its `Idempotency-Key` (`idempotency.ttl_s`).
@@ -226,6 +246,7 @@ impl RateLimitSettings {
             backend,
             bind_per_user: l.quota("rate_limit.bind_per_user", "5/hour")?,
             bind_per_phone: l.quota("rate_limit.bind_per_phone", "10/day")?,
+            bind_per_client: l.quota_or_off("rate_limit.bind_per_client", "60/hour")?,
             verify_attempts: l.positive("rate_limit.verify_attempts", 5u32)?,
             on_backend_error: match l.choice("rate_limit.on_backend_error", &["deny", "allow"])? {
                 "allow" => OnBackendError::Allow,
@@ -299,6 +320,24 @@ impl PhoneSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// Events older than this are deleted.
+    pub retention: Duration,
+    /// Events that wait for the database at most; past it the oldest are dropped.
+    pub queue_capacity: usize,
+}
+
+impl AuditSettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        let days: u64 = l.positive("audit.retention_days", 400u64)?;
+        Ok(Self {
+            retention: Duration::from_secs(days.saturating_mul(86_400)),
+            queue_capacity: l.positive("audit.queue_capacity", 10_000usize)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,7 @@
 pub mod admin;
 mod bind_headers;
 mod caller;
+pub mod client;
 pub mod cors;
 mod json;
 pub mod openapi;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::audit::Audit;
 use crate::auth::{Authenticator, StepUp};
 use crate::identity::Identity;
 use crate::limits::Limits;
@@ -38,6 +40,7 @@ pub struct AppState {
     pub identity: Identity,
     pub phone_rules: PhoneRules,
     pub limits: Arc<Limits>,
+    pub audit: Arc<Audit>,
     pub sealer: Sealer,
 }
 

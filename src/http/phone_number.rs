@@ -8,13 +8,17 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::audit::{Action, Event};
+use crate::client_address::ClientAddress;
 use crate::limits::{Idempotent, StoredAnswer, Verdict};
 use crate::phone::PhoneNumber;
 use crate::upstream::{AutoShares, PhoneStatus, UpstreamError};
 
 use super::bind_headers::{IDEMPOTENCY_REPLAYED, idempotency_key, insert_rate_limit};
 use super::caller::{LinkedCaller, SteppedUpCaller};
-use super::problem::{ApiError, BindProblems, CompleteProblems, ReadProblems, UnbindProblems};
+use super::problem::{
+    ApiError, BindProblems, CompleteProblems, ReadProblems, UnbindProblems, outcome,
+};
 use super::request_id::RequestId;
 use super::{AppState, JsonObject};
 
@@ -88,43 +92,61 @@ pub async fn bind(
     app: web::Data<AppState>,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
+    client: ClientAddress,
 ) -> HttpResponse {
+    let mut event = Event::new(
+        &caller.subject,
+        caller.user,
+        Action::Bind,
+        client,
+        request_id.as_str(),
+    );
     let mut response = match body {
-        Ok(body) => {
-            let steps = bind_steps(&caller, &body, &request, &app, &autoshares, &request_id);
-            steps.await.unwrap_or_else(|error| error.error_response())
-        }
         Err(error) => error.error_response(),
+        Ok(body) => match PhoneNumber::parse(&body.phone_number, &app.phone_rules) {
+            Err(error) => ApiError::from(error).error_response(),
+            Ok(number) => {
+                event.number(&number);
+                let from = (&request, &request_id, client);
+                let steps = bind_steps(&caller, &number, from, &app, &autoshares);
+                steps.await.unwrap_or_else(|error| error.error_response())
+            }
+        },
     };
     // Every answer to a linked caller tells its own quota (CONTRACT.md §2).
     if let Some(quota) = app.limits.user_quota(caller.user).await {
         insert_rate_limit(&mut response, &quota);
     }
+    audited(&app, event, response)
+}
+
+/// Queues the request's audit event with the answer's outcome (CONTRACT.md §9).
+fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
+    event.outcome = outcome(&response);
+    app.audit.record(event);
     response
 }
 
-/// The bind after authentication and the link, in the order of CONTRACT.md §2.
+/// The bind of a valid number, in the order of CONTRACT.md §2.
 async fn bind_steps(
     caller: &LinkedCaller,
-    body: &BindRequest,
-    request: &HttpRequest,
+    number: &PhoneNumber,
+    (request, request_id, client): (&HttpRequest, &RequestId, ClientAddress),
     app: &AppState,
     autoshares: &AutoShares,
-    request_id: &RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let number = PhoneNumber::parse(&body.phone_number, &app.phone_rules)?;
     let guard = match idempotency_key(request.headers())? {
         None => None,
         Some(key) => match app
             .limits
-            .begin_idempotent(caller.user, &key, &number)
+            .begin_idempotent(caller.user, &key, number)
             .await?
         {
             Idempotent::Replay(answer) => return Ok(replayed(answer)),
             Idempotent::Fresh(guard) => Some(guard),
         },
     };
-    let outcome = send_bind(caller, &number, app, autoshares, request_id).await;
+    let outcome = send_bind(caller, number, client, app, autoshares, request_id).await;
     let Some(guard) = guard else {
         return outcome.map(|bound| HttpResponse::Ok().json(bound));
     };
@@ -154,11 +176,12 @@ async fn bind_steps(
 async fn send_bind(
     caller: &LinkedCaller,
     number: &PhoneNumber,
+    client: ClientAddress,
     app: &AppState,
     autoshares: &AutoShares,
     request_id: &RequestId,
 ) -> Result<BindResponse, ApiError> {
-    app.limits.admit_bind(caller.user, number).await?;
+    app.limits.admit_bind(caller.user, number, client).await?;
     let bound = autoshares
         .bind(caller.user, number, request_id.as_str())
         .await
@@ -218,15 +241,45 @@ fn replayed(answer: StoredAnswer) -> HttpResponse {
 )]
 pub async fn complete(
     caller: LinkedCaller,
-    body: JsonObject<CompleteRequest>,
+    body: Result<JsonObject<CompleteRequest>, actix_web::Error>,
     app: web::Data<AppState>,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
-) -> Result<web::Json<PhoneNumberResponse>, ApiError> {
+    client: ClientAddress,
+) -> HttpResponse {
+    let mut event = Event::new(
+        &caller.subject,
+        caller.user,
+        Action::Complete,
+        client,
+        request_id.as_str(),
+    );
+    let response = match body {
+        Err(error) => error.error_response(),
+        Ok(body) => complete_steps(&caller, &body, &app, &autoshares, &request_id, &mut event)
+            .await
+            .map_or_else(
+                |error| error.error_response(),
+                |status| HttpResponse::Ok().json(status),
+            ),
+    };
+    audited(&app, event, response)
+}
+
+/// Step 2 of a well-formed request: the token, the code, its attempt, AutoShares.
+async fn complete_steps(
+    caller: &LinkedCaller,
+    body: &CompleteRequest,
+    app: &AppState,
+    autoshares: &AutoShares,
+    request_id: &RequestId,
+    event: &mut Event,
+) -> Result<PhoneNumberResponse, ApiError> {
     let now = SystemTime::now();
     let verification =
         app.sealer
             .open(&body.verification_token, &caller.subject, caller.user, now)?;
+    event.number(&verification.phone);
     let code = check_code(&body.code)?;
     let attempt = app.limits.attempt(&verification, now).await?;
     let outcome = autoshares
@@ -246,7 +299,7 @@ pub async fn complete(
         .record_completion(verification.user, &verification.phone)
         .await;
     tracing::info!(phone = %verification.phone, "binding completed");
-    Ok(web::Json(status.into()))
+    Ok(status.into())
 }
 
 /// An SMS code is short; an empty or overlong one is wrong without asking AutoShares.
@@ -303,9 +356,21 @@ pub async fn read(
 )]
 pub async fn unbind(
     caller: SteppedUpCaller,
+    app: web::Data<AppState>,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
-) -> Result<HttpResponse, ApiError> {
-    autoshares.unbind(caller.user, request_id.as_str()).await?;
-    Ok(HttpResponse::NoContent().finish())
+    client: ClientAddress,
+) -> HttpResponse {
+    let event = Event::new(
+        &caller.subject,
+        caller.user,
+        Action::Unbind,
+        client,
+        request_id.as_str(),
+    );
+    let response = match autoshares.unbind(caller.user, request_id.as_str()).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(error) => ApiError::from(error).error_response(),
+    };
+    audited(&app, event, response)
 }

@@ -1,6 +1,7 @@
 //! The root span of every request (for `tracing-actix-web`): it carries `request_id`, so
 //! every line logged while serving the request has it, and the closing line adds `route`,
-//! `status` and `latency_ms` (CONTRACT.md §7). No headers, query or body are recorded.
+//! `status` and `latency_ms` (CONTRACT.md §7), and on the public listener `client_address`
+//! (§11). No headers, query or body are recorded.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -10,6 +11,7 @@ use tracing_actix_web::RootSpanBuilder;
 
 use crate::metrics::Metrics;
 
+use super::client;
 use super::request_id::{Arrival, RequestId};
 
 pub struct RequestSpan;
@@ -47,8 +49,9 @@ impl RootSpanBuilder for RequestSpan {
         if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
             metrics.request(&route, status, took);
         }
+        let client_address = client::of(request).map(tracing::field::display);
         span.in_scope(|| {
-            tracing::info!(route = %route, status, latency_ms, "request finished");
+            tracing::info!(route = %route, status, latency_ms, client_address, "request finished");
         });
     }
 }

@@ -1,5 +1,5 @@
-//! Every SQL statement of the service: the `user_links` table on SQLite or PostgreSQL
-//! through one `AnyPool`, and the migrations in `migrations/`.
+//! The database: one `AnyPool` on SQLite or PostgreSQL, the migrations in `migrations/`,
+//! and every statement of the `user_links` table (the audit trail's are in `audit`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -68,6 +68,11 @@ impl LinkStore {
             })
             .connect_lazy(&url)?;
         Ok(Self { pool })
+    }
+
+    /// The pool, for the audit trail's statements.
+    pub fn pool(&self) -> AnyPool {
+        self.pool.clone()
     }
 
     /// Applies the embedded migrations that have not run yet.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::RuleMode;
 use crate::phone::Country;
+use crate::verification::AttemptKey;
 
 use super::gcra;
 use super::idempotency::{IN_FLIGHT_TTL, Record};
@@ -27,6 +28,7 @@ const SCOPE_RESCAN: Duration = Duration::from_secs(1);
 enum Bucket {
     User(i64),
     Phone(Digest),
+    Client(Digest),
     Global,
     Country(Country),
     Prefix(Digest),
@@ -54,7 +56,7 @@ struct State {
     tats: HashMap<Bucket, Duration>,
     scopes: HashMap<ScopeKey, ScopeState>,
     safe: BTreeSet<String>,
-    attempts: HashMap<String, AttemptCount>,
+    attempts: HashMap<AttemptKey, AttemptCount>,
     records: HashMap<Digest, (Record, Instant)>,
     /// At most this many breaker scopes are counted at once.
     max_scopes: usize,
@@ -207,7 +209,7 @@ impl MemoryLimits {
 
     /// Takes one attempt for `token_key` unless it is used or has had `max` already.
     /// The count is kept for `keep` (the token's remaining lifetime).
-    pub fn begin_attempt(&self, token_key: &str, max: u32, keep: Duration) -> Attempt {
+    pub fn begin_attempt(&self, token_key: AttemptKey, max: u32, keep: Duration) -> Attempt {
         self.with_attempts(token_key, keep, |entry| {
             if entry.used {
                 Attempt::Used
@@ -221,33 +223,30 @@ impl MemoryLimits {
     }
 
     /// Gives back an attempt that AutoShares never judged (it failed or timed out).
-    pub fn refund_attempt(&self, token_key: &str, keep: Duration) {
+    pub fn refund_attempt(&self, token_key: AttemptKey, keep: Duration) {
         self.with_attempts(token_key, keep, |entry| {
             entry.count = entry.count.saturating_sub(1);
         });
     }
 
     /// Marks `token_key` as having completed its binding: it cannot be used again.
-    pub fn mark_used(&self, token_key: &str, keep: Duration) {
+    pub fn mark_used(&self, token_key: AttemptKey, keep: Duration) {
         self.with_attempts(token_key, keep, |entry| entry.used = true);
     }
 
     fn with_attempts<T>(
         &self,
-        key: &str,
+        key: AttemptKey,
         keep: Duration,
         f: impl FnOnce(&mut AttemptCount) -> T,
     ) -> T {
         let now = Instant::now();
         let mut state = self.lock();
-        let entry = state
-            .attempts
-            .entry(key.to_owned())
-            .or_insert(AttemptCount {
-                count: 0,
-                used: false,
-                forget_at: now + keep,
-            });
+        let entry = state.attempts.entry(key).or_insert(AttemptCount {
+            count: 0,
+            used: false,
+            forget_at: now + keep,
+        });
         if entry.forget_at <= now {
             *entry = AttemptCount {
                 count: 0,
@@ -304,15 +303,17 @@ impl State {
     fn decide(&mut self, facts: &BindFacts<'_>, policy: &Policy, now: Duration) -> Decision {
         let mut decision = Decision::default();
         let mut takes = Vec::with_capacity(5);
+        let client = facts.client_digest.zip(policy.per_client);
         let quotas = [
-            (Bucket::User(facts.user.0), policy.per_user, "bind_per_user"),
-            (
+            Some((Bucket::User(facts.user.0), policy.per_user, "bind_per_user")),
+            Some((
                 Bucket::Phone(facts.phone_digest),
                 policy.per_phone,
                 "bind_per_phone",
-            ),
+            )),
+            client.map(|(digest, quota)| (Bucket::Client(digest), quota, "bind_per_client")),
         ];
-        for (bucket, quota, limit) in quotas {
+        for (bucket, quota, limit) in quotas.into_iter().flatten() {
             match gcra::step(self.tats.get(&bucket).copied(), now, &quota) {
                 Ok(tat) => takes.push((bucket, tat)),
                 Err(retry_after) => {
@@ -461,6 +462,7 @@ mod tests {
         Policy {
             per_user: Quota::parse(per_user).unwrap(),
             per_phone: Quota::parse(per_phone).unwrap(),
+            per_client: None,
             abuse: AbuseSettings {
                 global_budget: None,
                 global_mode: RuleMode::Enforce,
@@ -496,7 +498,7 @@ mod tests {
     ) -> Option<Refusal> {
         let hash = hash();
         let phone = PhoneNumber::from_trusted_e164(phone.to_owned());
-        let facts = BindFacts::new(AutosharesUserId(user), &phone, policy, &hash);
+        let facts = BindFacts::new(AutosharesUserId(user), &phone, None, policy, &hash);
         limits.admit_bind(&facts, policy, now).refusal
     }
 

@@ -23,11 +23,12 @@ use idempotency::Begun;
 use keyed_hash::Digest;
 use rules::Refusal;
 
+use crate::client_address::ClientAddress;
 use crate::config::{OnBackendError, RuleMode};
 use crate::ids::AutosharesUserId;
 use crate::metrics::Metrics;
 use crate::phone::PhoneNumber;
-use crate::verification::Verification;
+use crate::verification::{AttemptKey, Verification};
 
 /// What a code attempt may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +99,7 @@ pub enum Verdict {
 /// One code attempt taken by [`Limits::attempt`], waiting for its [`Verdict`].
 pub struct AttemptGuard<'a> {
     limits: &'a Limits,
-    key: String,
+    key: AttemptKey,
     keep: Duration,
 }
 
@@ -115,8 +116,8 @@ impl AttemptGuard<'_> {
         let outcome = match &limits.backend {
             Backend::Memory(memory) => {
                 match verdict {
-                    Verdict::Accepted => memory.mark_used(&key, keep),
-                    _ => memory.refund_attempt(&key, keep),
+                    Verdict::Accepted => memory.mark_used(key, keep),
+                    _ => memory.refund_attempt(key, keep),
                 }
                 Ok(())
             }
@@ -244,8 +245,9 @@ impl Limits {
         &self,
         user: AutosharesUserId,
         phone: &PhoneNumber,
+        client: ClientAddress,
     ) -> Result<(), LimitError> {
-        let facts = BindFacts::new(user, phone, &self.policy, &self.hash);
+        let facts = BindFacts::new(user, phone, Some(client), &self.policy, &self.hash);
         let decision = match &self.backend {
             Backend::Memory(memory) => memory.admit_bind(&facts, &self.policy, memory.now()),
             Backend::Redis(redis) => match redis.admit_bind(&facts, &self.policy).await {
@@ -361,7 +363,7 @@ impl Limits {
 
     /// Counts a completed binding of `phone` for the pumping breaker.
     pub async fn record_completion(&self, user: AutosharesUserId, phone: &PhoneNumber) {
-        let facts = BindFacts::new(user, phone, &self.policy, &self.hash);
+        let facts = BindFacts::new(user, phone, None, &self.policy, &self.hash);
         self.metrics.binding_completed(facts.country.as_str());
         if self.policy.abuse.conversion.mode == RuleMode::Off {
             return;
@@ -462,7 +464,7 @@ impl Limits {
         let keep = verification.remaining(now);
         let max = self.verify_attempts;
         let attempt = match &self.backend {
-            Backend::Memory(memory) => memory.begin_attempt(&key, max, keep),
+            Backend::Memory(memory) => memory.begin_attempt(key, max, keep),
             Backend::Redis(redis) => match redis.begin_attempt(&key, max, keep).await {
                 Ok(attempt) => attempt,
                 Err(error) => {

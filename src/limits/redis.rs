@@ -11,6 +11,7 @@ use redis::{Client, Script};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::ids::AutosharesUserId;
+use crate::verification::AttemptKey;
 
 use super::idempotency::{IN_FLIGHT_TTL, Record};
 use super::keyed_hash::{Digest, encoded};
@@ -22,9 +23,10 @@ const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// One bind: every §6 quota and §8 rule, checked before anything is taken (CONTRACT.md §2).
 /// KEYS: 1 user, 2 phone, 3 global, 4 country and 5 prefix GCRA arrival times; 6 country
-/// and 7 prefix breaker hashes; 8 the safe-list; 9 the block list. ARGV: see `admit_bind`.
-/// Answers {code, wait ms, shadowed rules}: code 0 admitted, 1 user, 2 phone, 3 country
-/// blocked, 4 prefix blocked, 5 global, 6 country and 7 prefix budget spent. Time comes
+/// and 7 prefix breaker hashes; 8 the safe-list; 9 the block list; 10 the client's arrival
+/// time. ARGV: see `admit_bind`. Answers {code, wait ms, shadowed rules}: code 0 admitted,
+/// 1 user, 2 phone, 8 client, 3 country blocked, 4 prefix blocked, 5 global, 6 country and
+/// 7 prefix budget spent. Time comes
 /// from the Redis server, so replicas with skewed clocks agree.
 const BIND_SCRIPT: &str = r"
 local t = redis.call('TIME')
@@ -49,10 +51,14 @@ local tat, wait = quota(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
 if not tat then return {1, wait, ''} end
 tat, wait = quota(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 if not tat then return {2, wait, ''} end
+if tonumber(ARGV[25]) > 0 then
+  tat, wait = quota(KEYS[10], tonumber(ARGV[25]), tonumber(ARGV[26]))
+  if not tat then return {8, wait, ''} end
+end
 
 local safe = ARGV[20] == '1'
 if not safe and redis.call('HLEN', KEYS[8]) > 0 then
-  for i = 25, #ARGV do
+  for i = 27, #ARGV do
     if redis.call('HEXISTS', KEYS[8], ARGV[i]) == 1 then safe = true break end
   end
 end
@@ -284,7 +290,11 @@ impl RedisLimits {
             .key(&country_scope)
             .key(&prefix_scope)
             .key(self.key("safe"))
-            .key(self.key("blocks"));
+            .key(self.key("blocks"))
+            .key(self.key(&match &facts.client_digest {
+                Some(digest) => format!("client:{}", encoded(digest)),
+                None => "client:off".to_owned(),
+            }));
         for quota in [policy.per_user, policy.per_phone] {
             call.arg(millis(quota.refill_interval()))
                 .arg(quota.burst.get());
@@ -310,6 +320,10 @@ impl RedisLimits {
             .arg(format!("country:{}", facts.country))
             .arg(facts.prefix)
             .arg(format!("prefix:{}", encoded(&facts.prefix_digest)));
+        let client = policy.per_client.filter(|_| facts.client_digest.is_some());
+        let (interval, burst) =
+            client.map_or((0, 0), |q| (millis(q.refill_interval()), q.burst.get()));
+        call.arg(interval).arg(burst);
         let e164 = facts.phone.as_e164();
         for end in 2..=e164.len() {
             call.arg(encoded(&facts.hash.digest("safe", &e164[..end])));
@@ -326,6 +340,10 @@ impl RedisLimits {
             }),
             2 => Some(Refusal::Quota {
                 limit: "bind_per_phone",
+                retry_after,
+            }),
+            8 => Some(Refusal::Quota {
+                limit: "bind_per_client",
                 retry_after,
             }),
             3 => Some(Refusal::Blocked {
@@ -530,7 +548,7 @@ impl RedisLimits {
 
     pub async fn begin_attempt(
         &self,
-        token_key: &str,
+        token_key: &AttemptKey,
         max: u32,
         keep: Duration,
     ) -> Result<Attempt, RedisLimitError> {
@@ -544,7 +562,7 @@ impl RedisLimits {
 
     pub async fn refund_attempt(
         &self,
-        token_key: &str,
+        token_key: &AttemptKey,
         keep: Duration,
     ) -> Result<(), RedisLimitError> {
         self.attempt_action(token_key, 0, keep, "refund")
@@ -552,7 +570,11 @@ impl RedisLimits {
             .map(drop)
     }
 
-    pub async fn mark_used(&self, token_key: &str, keep: Duration) -> Result<(), RedisLimitError> {
+    pub async fn mark_used(
+        &self,
+        token_key: &AttemptKey,
+        keep: Duration,
+    ) -> Result<(), RedisLimitError> {
         self.attempt_action(token_key, 0, keep, "used")
             .await
             .map(drop)
@@ -567,7 +589,7 @@ impl RedisLimits {
 
     async fn attempt_action(
         &self,
-        token_key: &str,
+        token_key: &AttemptKey,
         max: u32,
         keep: Duration,
         action: &str,

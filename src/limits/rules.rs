@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::client_address::ClientAddress;
 use crate::config::{AbuseSettings, Quota, RuleMode};
 use crate::ids::AutosharesUserId;
 use crate::phone::{Country, PhoneNumber};
@@ -19,6 +20,8 @@ pub const MAX_BLOCK: Duration = Duration::from_secs(24 * 3600);
 pub struct Policy {
     pub per_user: Quota,
     pub per_phone: Quota,
+    /// Per client address (CONTRACT.md §11); `None` when `off`.
+    pub per_client: Option<Quota>,
     pub abuse: AbuseSettings,
     /// How long a stored idempotent answer is kept.
     pub idempotency_ttl: Duration,
@@ -135,6 +138,8 @@ pub struct BindFacts<'a> {
     /// E.164 less `abuse.prefix_drop_digits` digits; shown to operators, never a key.
     pub prefix: &'a str,
     pub prefix_digest: Digest,
+    /// The client's quota group (an IPv4 address or IPv6 /64), when that quota is on.
+    pub client_digest: Option<Digest>,
     /// Names any other number or prefix the backend needs to look up.
     pub hash: &'a KeyedHash,
 }
@@ -143,10 +148,14 @@ impl<'a> BindFacts<'a> {
     pub fn new(
         user: AutosharesUserId,
         phone: &'a PhoneNumber,
+        client: Option<ClientAddress>,
         policy: &Policy,
         hash: &'a KeyedHash,
     ) -> Self {
         let prefix = phone.prefix(policy.abuse.prefix_drop_digits);
+        let client_digest = client
+            .filter(|_| policy.per_client.is_some())
+            .map(|client| hash.digest("client", &client.group().to_string()));
         Self {
             user,
             phone,
@@ -154,6 +163,7 @@ impl<'a> BindFacts<'a> {
             country: phone.country(),
             prefix,
             prefix_digest: hash.digest("prefix", prefix),
+            client_digest,
             hash,
         }
     }
@@ -170,7 +180,7 @@ impl<'a> BindFacts<'a> {
 /// Why a bind was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// A §6 quota (`bind_per_user`, `bind_per_phone`).
+    /// A §6 quota (`bind_per_user`, `bind_per_phone`, `bind_per_client`).
     Quota {
         limit: &'static str,
         retry_after: Duration,

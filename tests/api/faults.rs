@@ -160,14 +160,7 @@ async fn postgresql_that_stops_answering_is_bounded_and_the_service_recovers() {
         eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
         return;
     };
-    let rest = database.url.split_once("://").unwrap().1;
-    let (authority, path) = rest.split_once('/').unwrap();
-    let (credentials, host) = match authority.rsplit_once('@') {
-        Some((credentials, host)) => (format!("{credentials}@"), host),
-        None => (String::new(), authority),
-    };
-    let proxy = crate::helpers::TcpProxy::start(host).await;
-    let through_proxy = format!("postgres://{credentials}127.0.0.1:{}/{path}", proxy.port);
+    let (proxy, through_proxy) = crate::helpers::TcpProxy::postgres(&database.url).await;
     let app = spawn_with(Options::default().with("database.url", through_proxy)).await;
     let caller = app.linked_caller("sub-1", 1001).await;
 

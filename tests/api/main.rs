@@ -4,8 +4,10 @@
 
 mod abuse;
 mod admin;
+mod audit;
 mod auth;
 mod bind;
+mod client_address;
 mod complete;
 mod cors;
 mod faults;

@@ -1,4 +1,5 @@
-//! `/admin/v1/links/{subject}` (CONTRACT.md §3): the subject -> AutoShares user id links.
+//! `/admin/v1/links/{subject}` (CONTRACT.md §3): the subject -> AutoShares user id links,
+//! and `…/events`, the subject's audit trail (§9).
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,39 @@ pub(super) async fn delete_link(
     } else {
         Err(ApiError::LinkNotFound)
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EventsQuery {
+    limit: Option<String>,
+}
+
+/// Events listed when `limit` is not given, and the most one call lists.
+const DEFAULT_EVENTS: u32 = 100;
+const MAX_EVENTS: u32 = 1000;
+
+pub(super) async fn events(
+    subject: web::Path<String>,
+    query: web::Query<EventsQuery>,
+    app: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = Subject::from(subject.into_inner());
+    let limit = match &query.limit {
+        None => DEFAULT_EVENTS,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_EVENTS).contains(n))
+            .ok_or(ApiError::Malformed)?,
+    };
+    let events =
+        app.audit.history(&subject, limit).await.map_err(|error| {
+            ApiError::Internal(format!("audit events could not be read: {error}"))
+        })?;
+    if events.is_empty() {
+        return Err(ApiError::LinkNotFound);
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "events": events })))
 }
 
 fn store_failure(error: crate::identity::StoreError) -> ApiError {

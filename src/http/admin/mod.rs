@@ -55,6 +55,11 @@ pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
                     .default_service(super::only("GET, PUT, DELETE")),
             )
             .service(
+                web::resource("/links/{subject}/events")
+                    .route(web::get().to(links::events))
+                    .default_service(super::only("GET")),
+            )
+            .service(
                 web::resource("/abuse")
                     .route(web::get().to(abuse::show))
                     .default_service(super::only("GET")),

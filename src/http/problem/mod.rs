@@ -200,8 +200,22 @@ impl ResponseError for ApiError {
         if let Some(wait) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, retry_after_seconds(wait)));
         }
-        response.body(serde_json::to_string(&problem).expect("a problem always serialises"))
+        let mut response =
+            response.body(serde_json::to_string(&problem).expect("a problem always serialises"));
+        response.extensions_mut().insert(self.code());
+        response
     }
+}
+
+/// What an answer says of its request, for the audit trail: `ok`, or the problem's `code`.
+pub fn outcome(response: &HttpResponse) -> String {
+    if response.status().is_success() {
+        return "ok".to_owned();
+    }
+    let code = response.extensions().get::<ProblemCode>().copied();
+    code.and_then(|code| serde_json::to_value(code).ok())
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| response.status().as_u16().to_string())
 }
 
 /// Logs a 5xx once, with its cause chain; the client sees only the problem.

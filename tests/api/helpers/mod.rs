@@ -19,7 +19,7 @@ use base64::Engine as _;
 
 pub use app::*;
 pub use database::TestDatabase;
-pub use poll::wait_for_status;
+pub use poll::{audit_events, wait_for_status};
 pub use proxy::TcpProxy;
 pub use raw::RawUpstream;
 pub use scripted::{Reply, Scripted};

@@ -23,6 +23,19 @@ impl TcpProxy {
         proxy
     }
 
+    /// A proxy to the PostgreSQL server of `url`, and the same URL through it.
+    pub async fn postgres(url: &str) -> (Self, String) {
+        let rest = url.split_once("://").unwrap().1;
+        let (authority, path) = rest.split_once('/').unwrap();
+        let (credentials, host) = match authority.rsplit_once('@') {
+            Some((credentials, host)) => (format!("{credentials}@"), host),
+            None => (String::new(), authority),
+        };
+        let proxy = Self::start(host).await;
+        let through = format!("postgres://{credentials}127.0.0.1:{}/{path}", proxy.port);
+        (proxy, through)
+    }
+
     fn serve(&self, listener: tokio::net::TcpListener) {
         let target = self.target.clone();
         let tasks = self.tasks.clone();

@@ -1,0 +1,63 @@
+//! The client address of each public request (CONTRACT.md §11), found once by a middleware
+//! from the TCP peer and the forwarding headers of `server.trusted_proxies`, then read by
+//! the bind's quota, the audit event and the closing log line.
+
+use std::future::{Ready, ready};
+use std::net::{IpAddr, Ipv4Addr};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use crate::client_address::{ClientAddress, TrustedProxies};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+fn lines<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
+    headers
+        .get_all(name)
+        .filter_map(|value| value.to_str().ok())
+        .collect()
+}
+
+/// The client address of `request`: its TCP peer, unless that is a trusted proxy.
+fn find(request: &HttpRequest) -> ClientAddress {
+    let peer = request
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.ip());
+    let headers = request.headers();
+    match request.app_data::<web::Data<TrustedProxies>>() {
+        Some(trusted) => trusted.client_of(
+            peer,
+            &lines(headers, &header::FORWARDED),
+            &lines(headers, &X_FORWARDED_FOR),
+        ),
+        None => TrustedProxies::default().client_of(peer, &[], &[]),
+    }
+}
+
+/// Middleware: works out the client address and keeps it with the request.
+pub async fn locate(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let client = find(request.request());
+    request.extensions_mut().insert(client);
+    next.call(request).await
+}
+
+/// The address `locate` found, if it ran for this request.
+pub fn of(request: &HttpRequest) -> Option<ClientAddress> {
+    request.extensions().get::<ClientAddress>().copied()
+}
+
+impl FromRequest for ClientAddress {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(of(request).unwrap_or_else(|| find(request))))
+    }
+}

@@ -1,0 +1,217 @@
+//! The audit trail (CONTRACT.md §9): what each phone change leaves in the database, read
+//! back through `GET /admin/v1/links/{subject}/events`, on SQLite and on PostgreSQL.
+
+use serde_json::{Value, json};
+use sqlx::Row as _;
+
+use crate::helpers::{
+    ADMIN_TOKEN, Caller, Options, TcpProxy, TestApp, TestDatabase, audit_events, spawn_with,
+};
+
+const PHONE: &str = "+13108904569";
+
+/// Every text stored in the audit table, for looking for what must not be there.
+async fn stored_text(url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    let rows = sqlx::query(
+        "SELECT subject, action, outcome, phone_number, country, client_address, request_id \
+         FROM audit_events",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .unwrap();
+    rows.iter()
+        .flat_map(|row| (0..7).map(|i| row.try_get::<Option<String>, _>(i).unwrap()))
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn a_flow_leaves_its_four_events_in_order(database: TestDatabase) {
+    let url = database.url.clone();
+    let app = spawn_with(Options::default().database(database)).await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+
+    let bound = app.bind(&caller, PHONE).await;
+    assert_eq!(bound.status, 200, "{}", bound.text);
+    let token = bound.json()["verificationToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = app.sandbox().last_code(PHONE).unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = app.complete(&caller, &token, wrong).await;
+    refused.assert_problem(422, "invalid_code");
+    let completed = app.complete(&caller, &token, &code).await;
+    assert_eq!(completed.status, 200, "{}", completed.text);
+    let unbound = app.delete_phone_number(&caller).await;
+    assert_eq!(unbound.status, 204, "{}", unbound.text);
+    // Reads are not phone changes; they leave nothing.
+    app.get_phone_number(&caller).await;
+
+    let events = audit_events(&app, "sub-1", 4).await;
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("unbind", "ok"),
+            ("complete", "ok"),
+            ("complete", "invalid_code"),
+            ("bind", "ok"),
+        ],
+        "newest first: {events:?}"
+    );
+    let answers = [&unbound, &completed, &refused, &bound];
+    for (event, answer) in events.iter().zip(answers) {
+        assert_eq!(
+            event["requestId"].as_str(),
+            answer.header("x-request-id"),
+            "{event}"
+        );
+        assert_eq!(event["clientAddress"], "127.0.0.1", "{event}");
+        assert!(event["at"].as_str().unwrap().ends_with('Z'), "{event}");
+    }
+    for event in &events[1..] {
+        assert_eq!(event["phoneNumber"], "+1310*****69", "{event}");
+        assert_eq!(event["country"], "US", "{event}");
+    }
+    assert_eq!(
+        events[0]["phoneNumber"],
+        Value::Null,
+        "an unbind names no number"
+    );
+
+    let stored = stored_text(&url).await;
+    assert!(stored.contains("+1310*****69"), "{stored}");
+    assert!(
+        !stored.contains(PHONE),
+        "no full number is stored: {stored}"
+    );
+    assert!(!stored.contains(&token), "no token is stored");
+
+    let none = app
+        .admin_get("/admin/v1/links/sub-2/events", Some(ADMIN_TOKEN))
+        .await;
+    none.assert_problem(404, "link_not_found");
+    let limited = app
+        .admin_get("/admin/v1/links/sub-1/events?limit=1", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(limited.json()["events"].as_array().unwrap().len(), 1);
+    for bad in ["0", "1001", "x"] {
+        let path = format!("/admin/v1/links/sub-1/events?limit={bad}");
+        let answer = app.admin_get(&path, Some(ADMIN_TOKEN)).await;
+        answer.assert_problem(400, "malformed_request");
+    }
+    let anonymous = app.admin_get("/admin/v1/links/sub-1/events", None).await;
+    anonymous.assert_problem(401, "unauthenticated");
+}
+
+#[actix_web::test]
+async fn on_sqlite_a_flow_leaves_its_four_events_in_order() {
+    a_flow_leaves_its_four_events_in_order(TestDatabase::sqlite().await).await;
+}
+
+#[actix_web::test]
+async fn on_postgresql_a_flow_leaves_its_four_events_in_order() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
+        return;
+    };
+    a_flow_leaves_its_four_events_in_order(database).await;
+}
+
+#[actix_web::test]
+async fn refusals_after_the_link_are_recorded_and_those_before_it_are_not() {
+    let app = spawn_with(Options::default()).await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    app.bind(&caller, "+1 310 555 0100 x")
+        .await
+        .assert_problem(422, "invalid_phone_number");
+    let unlinked = app.caller("sub-unlinked");
+    app.bind(&unlinked, PHONE)
+        .await
+        .assert_problem(403, "user_not_linked");
+    let events = audit_events(&app, "sub-1", 1).await;
+    assert_eq!(events[0]["action"], "bind");
+    assert_eq!(events[0]["outcome"], "invalid_phone_number");
+    assert_eq!(events[0]["phoneNumber"], Value::Null);
+    let none = app
+        .admin_get("/admin/v1/links/sub-unlinked/events", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(none.status, 404, "{}", none.text);
+}
+
+/// A caller whose JWT names its AutoShares user id (`identity.source = claim`), so that
+/// binds need no database.
+fn claim_caller(app: &TestApp, subject: &str, user: i64) -> Caller {
+    let mut claims = app.claims(subject);
+    claims["autoshares_user_id"] = json!(user);
+    Caller {
+        subject: subject.to_owned(),
+        jwt: app.jwt(claims),
+    }
+}
+
+fn dropped(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("bff_audit_dropped_total "))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[actix_web::test]
+async fn with_the_database_down_events_wait_in_a_bounded_queue() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let (proxy, through_proxy) = TcpProxy::postgres(&database.url).await;
+    let app = spawn_with(
+        Options::default()
+            .with("database.url", through_proxy)
+            .with("identity.source", "claim")
+            .with("audit.queue_capacity", "4"),
+    )
+    .await;
+    crate::helpers::wait_for_status(&app, "/readyz", 200).await;
+
+    proxy.stop();
+    crate::helpers::wait_for_status(&app, "/readyz", 503).await;
+    for n in 0..6 {
+        let caller = claim_caller(&app, &format!("sub-{n}"), 1001 + n);
+        let answer = app.bind(&caller, &format!("+1310890456{n}")).await;
+        assert_eq!(
+            answer.status, 200,
+            "binds need no database: {}",
+            answer.text
+        );
+    }
+    let metrics = app.admin_get("/metrics", None).await.text;
+    assert_eq!(dropped(&metrics), 2, "six events, room for four");
+    assert!(metrics.contains("bff_audit_queued 4"), "{metrics}");
+
+    proxy.resume().await;
+    for n in 2..6 {
+        let events = audit_events(&app, &format!("sub-{n}"), 1).await;
+        assert_eq!(events[0]["outcome"], "ok");
+    }
+    for n in 0..2 {
+        let path = format!("/admin/v1/links/sub-{n}/events");
+        let answer = app.admin_get(&path, Some(ADMIN_TOKEN)).await;
+        assert_eq!(answer.status, 404, "the oldest two were forced out");
+    }
+    let metrics = app.admin_get("/metrics", None).await.text;
+    assert!(metrics.contains("bff_audit_queued 0"), "{metrics}");
+    drop(database);
+}
