@@ -120,8 +120,12 @@ pub async fn bind(
     audited(&app, event, response)
 }
 
-/// Queues the request's audit event with the answer's outcome (CONTRACT.md §9).
+/// Queues the request's audit event with the answer's outcome (CONTRACT.md §9). A replayed
+/// idempotent answer is the first bind's answer again, not a new event.
 fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
+    if response.headers().contains_key(IDEMPOTENCY_REPLAYED) {
+        return response;
+    }
     event.outcome = outcome(&response);
     app.audit.record(event);
     response

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{
-    Answer, Caller, Options, Reply, Scripted, TestApp, random_key_base64, redis_keys,
+    Answer, Caller, Options, Reply, Scripted, TestApp, audit_events, random_key_base64, redis_keys,
     redis_options, redis_url, spawn_with,
 };
 
@@ -59,6 +59,19 @@ async fn a_repeated_key_replays_the_first_answer(options: Options) {
     bind_with_key(&app, &caller, "+13108904569", "caf\u{e9}")
         .await
         .assert_problem(400, "malformed_request");
+
+    // The audit trail: the bind, the reused key and the malformed key; the replay is the
+    // first bind's answer again, not an event of its own.
+    let events = audit_events(&app, "sub-1", 3).await;
+    let outcomes: Vec<&str> = events
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["malformed_request", "idempotency_key_reused", "ok"],
+        "{events:?}"
+    );
 }
 
 #[actix_web::test]

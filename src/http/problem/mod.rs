@@ -213,9 +213,7 @@ pub fn outcome(response: &HttpResponse) -> String {
         return "ok".to_owned();
     }
     let code = response.extensions().get::<ProblemCode>().copied();
-    code.and_then(|code| serde_json::to_value(code).ok())
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_else(|| response.status().as_u16().to_string())
+    code.map_or_else(|| response.status().as_u16().to_string(), |c| c.to_string())
 }
 
 /// Logs a 5xx once, with its cause chain; the client sees only the problem.
