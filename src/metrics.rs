@@ -69,6 +69,15 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
+/// Series [`Metrics::declare`] creates at 0, with the label values their owner knows.
+pub enum Declared<'a> {
+    Rejections(&'a [&'static str]),
+    AbuseRules(&'a [&'static str]),
+    AbuseScopes(&'a [&'static str]),
+    LimiterErrors(&'a [&'static str]),
+    Logins(&'a [&'static str]),
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -182,6 +191,9 @@ impl Metrics {
             "Audit events waiting to be written",
             audit_queued.clone(),
         );
+        for outcome in ["hit", "miss"] {
+            drop(link_cache.get_or_create(&OutcomeLabels { outcome }));
+        }
         Self {
             registry,
             audit_dropped,
@@ -281,6 +293,47 @@ impl Metrics {
     /// A login ended: `succeeded`, `refused` or `failed`.
     pub fn login(&self, outcome: &'static str) {
         self.logins.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Creates these series at 0, so that they are on `/metrics` (and alerts on them work)
+    /// before the first event: refusals by each limit, abuse decisions of each rule, the
+    /// limiter's error outcomes and the login outcomes.
+    pub fn declare(&self, series: Declared<'_>) {
+        match series {
+            Declared::Rejections(limits) => {
+                for &limit in limits {
+                    drop(self.rejections.get_or_create(&LimitLabels { limit }));
+                }
+            }
+            Declared::AbuseRules(rules) => {
+                for &rule in rules {
+                    for outcome in ["refused", "shadow"] {
+                        drop(
+                            self.abuse_decisions
+                                .get_or_create(&RuleLabels { rule, outcome }),
+                        );
+                    }
+                }
+            }
+            Declared::AbuseScopes(scopes) => {
+                for &scope in scopes {
+                    drop(self.abuse_blocks.get_or_create(&ScopeLabels { scope }));
+                }
+            }
+            Declared::LimiterErrors(outcomes) => {
+                for &outcome in outcomes {
+                    drop(
+                        self.limiter_errors
+                            .get_or_create(&OutcomeLabels { outcome }),
+                    );
+                }
+            }
+            Declared::Logins(outcomes) => {
+                for &outcome in outcomes {
+                    drop(self.logins.get_or_create(&OutcomeLabels { outcome }));
+                }
+            }
+        }
     }
 
     pub fn link_cache(&self, hit: bool) {

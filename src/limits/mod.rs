@@ -26,9 +26,20 @@ use rules::Refusal;
 use crate::client_address::ClientAddress;
 use crate::config::{OnBackendError, RuleMode};
 use crate::ids::AutosharesUserId;
-use crate::metrics::Metrics;
+use crate::metrics::{Declared, Metrics};
 use crate::phone::PhoneNumber;
 use crate::verification::{AttemptKey, Verification};
+
+/// Every limit a refusal names, for `bff_rate_limit_rejections_total{limit}`.
+const LIMITS: [&str; 4] = [
+    "bind_per_user",
+    "bind_per_phone",
+    "bind_per_client",
+    "verify_attempts",
+];
+/// `bff_rate_limiter_errors_total{outcome}`: what a request was let do when Redis failed.
+const DENIED: &str = "denied";
+const ALLOWED: &str = "allowed";
 
 /// What a code attempt may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +238,14 @@ impl Limits {
         verify_attempts: u32,
         metrics: Arc<Metrics>,
     ) -> Self {
+        metrics.declare(Declared::Rejections(&LIMITS));
+        let rules: Vec<&'static str> = policy.rules().iter().map(|(rule, _)| *rule).collect();
+        metrics.declare(Declared::AbuseRules(&rules));
+        metrics.declare(Declared::AbuseScopes(&[
+            Scope::Country.name(),
+            Scope::Prefix.name(),
+        ]));
+        metrics.declare(Declared::LimiterErrors(&[DENIED, ALLOWED]));
         Self {
             backend,
             policy,
@@ -511,12 +530,12 @@ impl Limits {
     ) -> Result<(), LimitError> {
         match policy {
             OnBackendError::Deny => {
-                self.metrics.limiter_error("denied");
+                self.metrics.limiter_error(DENIED);
                 tracing::warn!(error = %error, "rate limiter unavailable; request denied");
                 Err(LimitError::Unavailable)
             }
             OnBackendError::Allow => {
-                self.metrics.limiter_error("allowed");
+                self.metrics.limiter_error(ALLOWED);
                 tracing::warn!(error = %error, "rate limiter unavailable; request allowed by rate_limit.on_backend_error");
                 Ok(())
             }

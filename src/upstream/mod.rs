@@ -15,7 +15,7 @@ use awc::http::{Method, StatusCode};
 
 use crate::config::UpstreamSettings;
 use crate::ids::{AutosharesUserId, UpstreamTokenId};
-use crate::metrics::Metrics;
+use crate::metrics::{Declared, Metrics};
 use crate::phone::PhoneNumber;
 
 use transport::{Answer, Call};
@@ -91,6 +91,11 @@ impl Upstream {
         tls: Arc<rustls::ClientConfig>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        metrics.declare(Declared::Logins(&[
+            transport::LOGIN_SUCCEEDED,
+            transport::LOGIN_FAILED,
+            transport::LOGIN_REFUSED,
+        ]));
         Self {
             tls,
             breaker: Breaker::new(settings.circuit_failures, settings.circuit_open),

@@ -12,6 +12,10 @@ use super::{AutoShares, ServiceToken, UpstreamError, wire};
 
 /// Largest AutoShares body we read; its documented answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// `bff_upstream_logins_total{outcome}`.
+pub(super) const LOGIN_SUCCEEDED: &str = "succeeded";
+pub(super) const LOGIN_FAILED: &str = "failed";
+pub(super) const LOGIN_REFUSED: &str = "refused";
 
 pub(super) struct Call<'a> {
     pub endpoint: &'static str,
@@ -129,14 +133,14 @@ impl AutoShares {
             && let Some(token) = parsed.and_then(|p| p.token).filter(|t| !t.is_empty())
         {
             tracing::info!("autoshares login succeeded");
-            self.shared.metrics.login("succeeded");
+            self.shared.metrics.login(LOGIN_SUCCEEDED);
             return Ok(SecretString::from(token));
         }
         // Whatever did not succeed is an operator's problem (CONTRACT.md §4): 503 to callers.
         let outcome = if answer.status.is_server_error() {
-            "failed"
+            LOGIN_FAILED
         } else {
-            "refused"
+            LOGIN_REFUSED
         };
         self.shared.metrics.login(outcome);
         tracing::error!(

@@ -56,3 +56,69 @@ async fn metrics_cover_a_scenario_without_personal_data() {
         assert!(!text.contains(private), "{private} appears in /metrics");
     }
 }
+
+/// The sample names `/metrics` can hold, from its `# TYPE` lines: a counter's `_total`, a
+/// histogram's own name and its `_bucket`, `_sum` and `_count`, a gauge's own name.
+fn exported_names(exposition: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = rest.split_once(' ').unwrap();
+        match kind {
+            "counter" => {
+                names.insert(format!("{name}_total"));
+            }
+            "histogram" => {
+                for suffix in ["", "_bucket", "_sum", "_count"] {
+                    names.insert(format!("{name}{suffix}"));
+                }
+            }
+            _ => {
+                names.insert(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Every `bff_…` name in `text`.
+fn used_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("bff_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[actix_web::test]
+async fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
+    let app = crate::helpers::spawn_app().await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    let bound = app.bind(&caller, "+13108904569").await;
+    assert_eq!(bound.status, 200);
+    let token = bound.json()["verificationToken"].as_str().unwrap().to_owned();
+    let code = app.sandbox().last_code("+13108904569").unwrap();
+    assert_eq!(app.complete(&caller, &token, &code).await.status, 200);
+    let exported = exported_names(&app.admin_get("/metrics", None).await.text);
+    assert!(exported.contains("bff_http_requests_total"), "{exported:?}");
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for file in ["helm/files/alerts.yaml", "helm/files/dashboard.json"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let used = used_names(&text);
+        assert!(used.len() > 5, "{file} names metrics");
+        for name in used {
+            assert!(
+                exported.contains(&name),
+                "{file} uses {name}, which /metrics lacks"
+            );
+        }
+    }
+}
