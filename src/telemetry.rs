@@ -1,37 +1,171 @@
-//! Logs (CONTRACT.md §7): one JSON object a line with `timestamp`, `level`, `message`, the
-//! event's fields, and the fields of the spans it happened in (so `request_id` is on every
-//! line of a request); or human-readable lines with `log.format = pretty`.
-//! Phone numbers are masked by `phone::PhoneNumber`'s `Display`; nothing secret is logged.
+//! Logs (CONTRACT.md §7) and traces (§10).
+//!
+//! Logs: one JSON object a line with `timestamp`, `level`, `message`, the event's fields,
+//! and the fields of the spans it happened in (so `request_id` and `trace_id` are on every
+//! line of a request); or human-readable lines with `log.format = pretty`. Phone numbers
+//! are masked by `phone::PhoneNumber`'s `Display`; nothing secret is logged.
+//!
+//! Traces: the service's own spans (a request, an AutoShares call) become OpenTelemetry
+//! spans, in the caller's W3C trace when it sent a valid `traceparent`. With
+//! `telemetry.otlp_endpoint` set they are exported by OTLP/HTTP in batches from a thread
+//! of their own: a full queue drops spans, and an unreachable collector costs a request
+//! nothing. Only spans are exported, never log events, so no attribute holds more than the
+//! span's own fields (route, status, endpoint, request id).
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing::{Event, Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, filter};
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 
-/// Installs the global subscriber, writing to stdout. Later calls do nothing.
-pub fn init(settings: &LogSettings) {
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let result = match settings.format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
+/// How long one export may take; the batch thread drops the batch after it.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Spans waiting for export at most; more are dropped.
+const MAX_QUEUED_SPANS: usize = 4096;
+/// The crate's own spans: nothing of a dependency is exported.
+const OUR_TARGET: &str = "autoshares_bff";
+
+/// The tracer provider, to flush at exit.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Telemetry {
+    /// Exports what is queued (bounded by the export timeout) and stops the exporter.
+    pub fn shutdown(self) {
+        if let Err(error) = self.provider.shutdown() {
+            tracing::warn!(%error, "spans could not all be exported at shutdown");
+        }
+    }
+}
+
+/// Installs the global subscriber (logs to stdout, spans to OpenTelemetry) and the W3C
+/// propagator. Later calls install nothing.
+pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry {
+    let provider = tracer_provider(traces);
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines = match log.format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())
             .event_format(JsonLines)
-            .try_init(),
-        LogFormat::Pretty => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_target(false)
-            .try_init(),
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
     };
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("autoshares-bff"))
+        .with_filter(filter::filter_fn(|meta| {
+            meta.is_span() && meta.target().starts_with(OUR_TARGET)
+        }));
+    let result = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(spans)
+        .try_init();
+    if result.is_ok() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    }
     // A subscriber is already set when tests start several apps in one process.
-    let _ = result;
+    Telemetry { provider }
+}
+
+fn tracer_provider(traces: Option<&TelemetrySettings>) -> SdkTracerProvider {
+    let mut builder = SdkTracerProvider::builder();
+    let Some(settings) = traces else {
+        return builder.build();
+    };
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .build();
+    builder = builder.with_resource(resource);
+    let Some(url) = &settings.otlp_traces_url else {
+        return builder.build();
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(url.clone())
+        .with_timeout(EXPORT_TIMEOUT)
+        .build();
+    match exporter {
+        Ok(exporter) => {
+            let batches = BatchSpanProcessor::builder(exporter)
+                .with_batch_config(
+                    opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                        .with_max_queue_size(MAX_QUEUED_SPANS)
+                        .build(),
+                )
+                .build();
+            builder.with_span_processor(batches).build()
+        }
+        Err(error) => {
+            eprintln!("telemetry: spans will not be exported: {error}");
+            builder.build()
+        }
+    }
+}
+
+/// The caller's `traceparent` and `tracestate`.
+struct Headers<'a> {
+    traceparent: Option<&'a str>,
+    tracestate: Option<&'a str>,
+}
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.traceparent,
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        vec!["traceparent", "tracestate"]
+    }
+}
+
+/// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, and
+/// records the trace id in the span's `trace_id` field (so every log line carries it).
+pub fn continue_trace<'a>(span: &Span, header: impl Fn(&str) -> Option<&'a str>) {
+    let headers = Headers {
+        traceparent: header("traceparent"),
+        tracestate: header("tracestate"),
+    };
+    let parent = TraceContextPropagator::new().extract(&headers);
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    let trace_id = span.context().span().span_context().trace_id();
+    if trace_id != opentelemetry::TraceId::INVALID {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+}
+
+/// Renames the exported span of `span` (e.g. `PUT /v1/me/phone-number` once the route
+/// is known).
+pub fn rename(span: &Span, name: String) {
+    span.context().span().update_name(name);
+}
+
+/// The `traceparent` (and `tracestate`) naming `span`, for a call it makes.
+pub fn trace_headers(span: &Span) -> Vec<(String, String)> {
+    let mut headers = std::collections::HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut headers);
+    headers.into_iter().collect()
 }
 
 /// The JSON line format.
@@ -63,7 +197,8 @@ where
                     continue;
                 };
                 if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields) {
-                    line.extend(map);
+                    // `otel.*` fields steer the exported span; they are not log content.
+                    line.extend(map.into_iter().filter(|(key, _)| !key.starts_with("otel.")));
                 }
             }
         }

@@ -30,7 +30,7 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
     let hs256_secret = random_base64(32);
     let sources = dev_layers(sources, &sandbox.base_url(), &sandbox_config, &hs256_secret);
     let settings = Settings::load(&sources)?;
-    telemetry::init(&settings.log);
+    let telemetry = telemetry::init(&settings.log, Some(&settings.telemetry));
 
     let store = LinkStore::connect_lazy(&settings.database.url)?;
     store.migrate().await?;
@@ -45,6 +45,7 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
     let app = startup::build(settings, listeners).await?;
     print_banner(app.public_addr(), app.admin_addr(), sandbox.addr(), &jwt);
     let outcome = app.run_until(startup::termination_signal()).await;
+    telemetry.shutdown();
     sandbox.stop().await;
     outcome
 }

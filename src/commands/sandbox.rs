@@ -10,7 +10,7 @@ use crate::{startup, telemetry};
 
 pub async fn run(sources: Sources, listen: Option<String>) -> anyhow::Result<()> {
     let layers = Layers::load(&sources)?;
-    telemetry::init(&LogSettings::read(&layers)?);
+    let _telemetry = telemetry::init(&LogSettings::read(&layers)?, None);
     let address = match listen {
         Some(address) => address,
         None => sandbox_listen(&layers)?,

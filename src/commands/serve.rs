@@ -6,9 +6,11 @@ use crate::telemetry;
 
 pub async fn run(sources: Sources) -> anyhow::Result<()> {
     let settings = Settings::load(&sources)?;
-    telemetry::init(&settings.log);
+    let telemetry = telemetry::init(&settings.log, Some(&settings.telemetry));
     let listeners = Listeners::bind(&settings.server.listen, &settings.server.admin_listen)?;
     let app = startup::build(settings, listeners).await?;
     tracing::info!(public = %app.public_addr(), admin = %app.admin_addr(), "serving");
-    app.run_until(startup::termination_signal()).await
+    let outcome = app.run_until(startup::termination_signal()).await;
+    telemetry.shutdown();
+    outcome
 }

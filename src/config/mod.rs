@@ -19,7 +19,7 @@ pub use quota::{Quota, QuotaError};
 pub use sections::{
     AbuseSettings, AuditSettings, AuthSettings, ConversionSettings, CorsSettings, DatabaseSettings,
     IdentitySource, KeySource, LimitBackend, LogFormat, LogSettings, OnBackendError, PhoneSettings,
-    RateLimitSettings, RuleMode, SealingKey, ServerSettings, UpstreamSettings,
+    RateLimitSettings, RuleMode, SealingKey, ServerSettings, TelemetrySettings, UpstreamSettings,
     VerificationSettings, admin_token, is_e164_prefix, sandbox_listen,
 };
 
@@ -85,6 +85,7 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub admin_token: Option<SecretString>,
     pub audit: AuditSettings,
+    pub telemetry: TelemetrySettings,
     pub log: LogSettings,
 }
 
@@ -109,6 +110,7 @@ impl Settings {
             cors: CorsSettings::read(layers)?,
             admin_token: admin_token(layers)?,
             audit: AuditSettings::read(layers)?,
+            telemetry: TelemetrySettings::read(layers)?,
             log: LogSettings::read(layers)?,
         })
     }
@@ -356,6 +358,13 @@ mod tests {
         }
         let settings = Settings::load(&sources).unwrap();
         assert!(matches!(settings.auth.key, KeySource::JwksUrl(_)));
+        assert_eq!(
+            settings.telemetry.otlp_traces_url.as_deref(),
+            Some("http://otel-collector.observability:4318/v1/traces")
+        );
+        assert_eq!(settings.cors.allowed_origins, ["https://app.example.com"]);
+        assert!(settings.abuse.global_budget.is_some());
+        assert!(settings.server.trusted_proxies.len() == 1);
         assert!(matches!(
             settings.rate_limit.backend,
             LimitBackend::Redis { .. }

@@ -341,6 +341,41 @@ impl AuditSettings {
 }
 
 #[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP traces URL (`…/v1/traces`); `None` exports nothing.
+    pub otlp_traces_url: Option<String>,
+    pub service_name: String,
+}
+
+impl TelemetrySettings {
+    pub fn read(l: &Layers) -> Result<Self, ConfigError> {
+        const KEY: &str = "telemetry.otlp_endpoint";
+        let endpoint = l.optional_text(KEY)?;
+        let otlp_traces_url = match endpoint {
+            None => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                let base = url.trim_end_matches('/');
+                Some(if base.ends_with("/v1/traces") {
+                    base.to_owned()
+                } else {
+                    format!("{base}/v1/traces")
+                })
+            }
+            Some(_) => {
+                return Err(ConfigError::key(
+                    KEY,
+                    "must be an http:// or https:// URL, e.g. http://otel-collector:4318",
+                ));
+            }
+        };
+        Ok(Self {
+            otlp_traces_url,
+            service_name: l.text("telemetry.service_name", "autoshares-bff")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive; `RUST_LOG` wins when set.

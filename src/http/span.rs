@@ -1,5 +1,6 @@
-//! The root span of every request (for `tracing-actix-web`): it carries `request_id`, so
-//! every line logged while serving the request has it, and the closing line adds `route`,
+//! The root span of every request (for `tracing-actix-web`): it carries `request_id` and
+//! `trace_id` (the caller's W3C trace, or a new one), so every line logged while serving
+//! the request has them, and the closing line adds `route`,
 //! `status` and `latency_ms` (CONTRACT.md §7), and on the public listener `client_address`
 //! (§11). No headers, query or body are recorded.
 
@@ -10,6 +11,7 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
 use crate::metrics::Metrics;
+use crate::telemetry;
 
 use super::client;
 use super::request_id::{Arrival, RequestId};
@@ -23,7 +25,18 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(|id| id.0.clone())
             .unwrap_or_default();
-        tracing::info_span!("request", request_id = %id, method = %request.method())
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %request.method(),
+            trace_id = tracing::field::Empty,
+            "otel.kind" = "server",
+            "http.route" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+        );
+        let headers = request.headers();
+        telemetry::continue_trace(&span, |name| headers.get(name)?.to_str().ok());
+        span
     }
 
     fn on_request_end<B: MessageBody>(
@@ -53,5 +66,9 @@ impl RootSpanBuilder for RequestSpan {
         span.in_scope(|| {
             tracing::info!(route = %route, status, latency_ms, client_address, "request finished");
         });
+        // For the exported span only: the closing line above already said it.
+        telemetry::rename(&span, format!("{} {route}", request.method()));
+        span.record("http.route", route.as_str());
+        span.record("http.response.status_code", status);
     }
 }

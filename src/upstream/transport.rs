@@ -7,6 +7,10 @@ use std::time::Instant;
 use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
+use tracing::Instrument as _;
+
+use crate::telemetry;
+
 use super::breaker::{Admitted, Breaker};
 use super::{AutoShares, ServiceToken, UpstreamError, wire};
 
@@ -167,8 +171,21 @@ impl AutoShares {
             breaker,
             armed: admitted == Admitted::Trial,
         };
+        let span = tracing::info_span!(
+            "autoshares",
+            "otel.kind" = "client",
+            "otel.name" = endpoint,
+            upstream_endpoint = endpoint,
+            "http.response.status_code" = tracing::field::Empty,
+        );
+        let request = telemetry::trace_headers(&span)
+            .into_iter()
+            .fold(request, |request, header| request.insert_header(header));
         let started = Instant::now();
-        let result = read_answer(request).await;
+        let result = read_answer(request).instrument(span.clone()).await;
+        if let Ok(answer) = &result {
+            span.record("http.response.status_code", answer.status.as_u16());
+        }
         trial.armed = false;
         let success = matches!(&result, Ok(answer) if !answer.status.is_server_error());
         breaker.record(success, Instant::now());

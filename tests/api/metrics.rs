@@ -104,7 +104,10 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
     let caller = app.linked_caller("sub-1", 1001).await;
     let bound = app.bind(&caller, "+13108904569").await;
     assert_eq!(bound.status, 200);
-    let token = bound.json()["verificationToken"].as_str().unwrap().to_owned();
+    let token = bound.json()["verificationToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let code = app.sandbox().last_code("+13108904569").unwrap();
     assert_eq!(app.complete(&caller, &token, &code).await.status, 200);
     let exported = exported_names(&app.admin_get("/metrics", None).await.text);

@@ -1,0 +1,253 @@
+//! Trace context and export (CONTRACT.md §2, §10), through the built binary: a caller's
+//! `traceparent` is continued, AutoShares gets a child `traceparent`, every log line of the
+//! request carries the trace id, and with `telemetry.otlp_endpoint` set the spans reach an
+//! OTLP/HTTP receiver (this test's own, decoding the protobuf with `opentelemetry-proto`)
+//! with their route, status and endpoint, and nothing secret.
+#![cfg(feature = "sandbox")]
+
+mod common;
+
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig};
+use base64::Engine as _;
+use common::{ServeProcess, hs256_jwt, unix_now};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message as _;
+use serde_json::{Value, json};
+
+const SECRET: &str = "tracing-test-secret-0123456789abcdef";
+const PHONE: &str = "+13108904569";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// An OTLP/HTTP receiver: every span of every `POST /v1/traces`.
+fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let kept = spans.clone();
+    let server = HttpServer::new(move || {
+        let kept = kept.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |body: web::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let request = ExportTraceServiceRequest::decode(body.as_ref()).unwrap();
+                    let mut kept = kept.lock().unwrap();
+                    for resource in request.resource_spans {
+                        for scope in resource.scope_spans {
+                            kept.extend(scope.spans);
+                        }
+                    }
+                    HttpResponse::Ok()
+                        .content_type("application/x-protobuf")
+                        .finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+    (format!("http://{addr}"), spans)
+}
+
+fn serve(sandbox: &Sandbox, otlp_endpoint: &str, dir: &std::path::Path) -> ServeProcess {
+    let defaults = SandboxConfig::default();
+    ServeProcess::start(&[
+        ("BFF__UPSTREAM__BASE_URL", sandbox.base_url()),
+        ("BFF__UPSTREAM__APP_KEY", defaults.app_key.clone()),
+        ("BFF__UPSTREAM__USERNAME", defaults.username.clone()),
+        ("BFF__UPSTREAM__PASSWORD", defaults.password.clone()),
+        ("BFF__AUTH__ISSUER", "iss".to_owned()),
+        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
+        ("BFF__AUTH__HS256_SECRET", SECRET.to_owned()),
+        (
+            "BFF__VERIFICATION__TOKEN_SECRET",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+        ),
+        (
+            "BFF__DATABASE__URL",
+            format!("sqlite://{}/db.sqlite", dir.display()),
+        ),
+        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
+        ("BFF__TELEMETRY__OTLP_ENDPOINT", otlp_endpoint.to_owned()),
+    ])
+}
+
+fn jwt() -> String {
+    let claims = json!({"sub": "s-1", "iss": "iss", "aud": "aud", "exp": unix_now() + 600,
+        "autoshares_user_id": 1001});
+    hs256_jwt(SECRET, &claims)
+}
+
+/// A bind carrying the caller's trace; answers its status.
+async fn traced_bind(server: &ServeProcess, jwt: &str) -> u16 {
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .finish();
+    server.wait_ready(&client).await;
+    let response = client
+        .put(format!("{}/v1/me/phone-number", server.public))
+        .insert_header(("Authorization", format!("Bearer {jwt}")))
+        .insert_header(("X-Request-Id", "traced-bind-1"))
+        .insert_header(("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01")))
+        .send_json(&json!({"phoneNumber": PHONE}))
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn attribute(span: &Span, key: &str) -> Option<String> {
+    let value = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?;
+    match value.value.as_ref()? {
+        AnyValue::StringValue(text) => Some(text.clone()),
+        AnyValue::IntValue(n) => Some(n.to_string()),
+        other => Some(format!("{other:?}")),
+    }
+}
+
+#[actix_web::test]
+async fn a_bind_continues_the_callers_trace_to_autoshares_and_the_collector() {
+    let sandbox = sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxConfig::default(),
+    )
+    .unwrap();
+    let (endpoint, spans) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&sandbox, &endpoint, dir.path());
+    let jwt = jwt();
+    assert_eq!(traced_bind(&server, &jwt).await, 200);
+    server.terminate();
+    let finished = server.finish();
+    assert!(finished.success, "exit 0: {}", finished.stderr);
+
+    // AutoShares got a traceparent in the caller's trace, naming the service's call span.
+    let bind = sandbox
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("AutoShares saw the bind");
+    let sent = bind
+        .header("traceparent")
+        .expect("a traceparent to AutoShares");
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!(parts[1], TRACE_ID, "the caller's trace");
+    assert_ne!(parts[2], CALLER_SPAN, "a span of the service's own");
+
+    // Every log line of the request carries the trace id.
+    let lines: Vec<Value> = finished
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &Value| line["request_id"] == "traced-bind-1")
+        .collect();
+    assert!(lines.len() >= 2, "{}", finished.stdout);
+    for line in &lines {
+        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+        assert!(line.get("otel.kind").is_none(), "{line}");
+    }
+
+    // The collector got the request span and the AutoShares call span of that trace.
+    let spans = spans.lock().unwrap().clone();
+    let ours: Vec<&Span> = spans
+        .iter()
+        .filter(|s| hex(&s.trace_id) == TRACE_ID)
+        .collect();
+    let request = ours
+        .iter()
+        .find(|s| s.name == "PUT /v1/me/phone-number")
+        .unwrap_or_else(|| panic!("no request span in {ours:?}"));
+    assert_eq!(hex(&request.parent_span_id), CALLER_SPAN);
+    assert_eq!(
+        attribute(request, "http.route").as_deref(),
+        Some("/v1/me/phone-number")
+    );
+    assert_eq!(
+        attribute(request, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    let call = ours
+        .iter()
+        .find(|s| s.name == "bind")
+        .unwrap_or_else(|| panic!("no AutoShares call span in {ours:?}"));
+    assert_eq!(
+        hex(&call.span_id),
+        parts[2],
+        "the traceparent AutoShares got"
+    );
+    assert_eq!(
+        attribute(call, "upstream_endpoint").as_deref(),
+        Some("bind")
+    );
+    assert_eq!(
+        attribute(call, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert!(
+        spans.iter().all(|s| s.events.is_empty()),
+        "log events are not exported"
+    );
+
+    let defaults = SandboxConfig::default();
+    let secrets = [
+        "8904569",
+        jwt.as_str(),
+        defaults.app_key.as_str(),
+        defaults.password.as_str(),
+        SECRET,
+    ];
+    for span in &spans {
+        for kv in &span.attributes {
+            let text = format!("{:?}", kv.value);
+            for secret in secrets {
+                assert!(
+                    !text.contains(secret),
+                    "{} of span {} holds a secret or the number",
+                    kv.key,
+                    span.name
+                );
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn an_unreachable_collector_fails_no_request_and_holds_no_shutdown() {
+    let sandbox = sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxConfig::default(),
+    )
+    .unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&sandbox, &format!("http://{closed}"), dir.path());
+    assert_eq!(traced_bind(&server, &jwt()).await, 200);
+    server.terminate();
+    let finished = server.finish();
+    assert!(finished.success, "exit 0: {}", finished.stderr);
+}
