@@ -215,3 +215,50 @@ async fn with_the_database_down_events_wait_in_a_bounded_queue() {
     assert!(metrics.contains("bff_audit_queued 0"), "{metrics}");
     drop(database);
 }
+
+#[actix_web::test]
+async fn events_past_the_retention_are_deleted_and_newer_ones_kept() {
+    let database = TestDatabase::sqlite().await;
+    let url = database.url.clone();
+    // A first run creates the table and records a fresh event.
+    let first = spawn_with(Options::default().database(database)).await;
+    let caller = first.linked_caller("sub-1", 1001).await;
+    assert_eq!(first.bind(&caller, PHONE).await.status, 200);
+    audit_events(&first, "sub-1", 1).await;
+    // An event of two days ago.
+    let two_days_ago = (crate::helpers::now() - 2 * 86_400) * 1000;
+    sqlx::any::install_default_drivers();
+    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (at_ms, seq, subject, autoshares_user_id, action, outcome, \
+         request_id) VALUES ($1, 0, 'sub-old', 1002, 'bind', 'ok', 'old-request')",
+    )
+    .bind(two_days_ago as i64)
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    drop(connection);
+
+    // A service with a one-day retention deletes it as it starts, and keeps today's.
+    let second = spawn_with(
+        Options::default()
+            .with("database.url", url)
+            .with("audit.retention_days", "1"),
+    )
+    .await;
+    let mut gone = false;
+    for _ in 0..50 {
+        let answer = second
+            .admin_get("/admin/v1/links/sub-old/events", Some(ADMIN_TOKEN))
+            .await;
+        if answer.status == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the old event was deleted");
+    assert_eq!(audit_events(&second, "sub-1", 1).await.len(), 1);
+}
