@@ -265,19 +265,29 @@ impl MemoryLimits {
         let instant = Instant::now();
         let mut state = self.lock();
         state.tats.retain(|_, tat| *tat > now);
-        state.tats.shrink_to_fit();
+        shrink_if_sparse(&mut state.tats);
         state.scopes.retain(|_, scope| !scope.idle(now, window));
-        state.scopes.shrink_to_fit();
+        shrink_if_sparse(&mut state.scopes);
         state.attempts.retain(|_, entry| entry.forget_at > instant);
-        state.attempts.shrink_to_fit();
+        shrink_if_sparse(&mut state.attempts);
         state.records.retain(|_, (_, expires)| *expires > instant);
-        state.records.shrink_to_fit();
+        shrink_if_sparse(&mut state.records);
     }
 
     /// How many keys the quotas and the breaker hold now.
     pub fn tracked_keys(&self) -> usize {
         let state = self.lock();
         state.tats.len() + state.scopes.len()
+    }
+}
+
+/// Gives memory back only when a table is mostly empty. Under a steady load each pass
+/// evicts about as much as the next minute adds, so a table kept at its size is reused;
+/// shrinking it every pass would reallocate the largest blocks of the process each
+/// minute, and the allocator would keep the freed ones.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(table: &mut HashMap<K, V>) {
+    if table.len() < table.capacity() / 4 {
+        table.shrink_to(table.len() * 2);
     }
 }
 
