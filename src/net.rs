@@ -48,13 +48,14 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError>
     Ok(Arc::new(config))
 }
 
-/// A client whose every request gives up after `timeout`.
-pub fn http_client(timeout: Duration, tls: &Arc<ClientConfig>) -> awc::Client {
+/// A client whose every request gives up after `timeout`, with at most `limit`
+/// connections.
+pub fn http_client(timeout: Duration, tls: &Arc<ClientConfig>, limit: usize) -> awc::Client {
     let connector = awc::Connector::new()
         .rustls_0_23(Arc::clone(tls))
         .timeout(timeout)
         .conn_keep_alive(Duration::from_secs(30))
-        .limit(256);
+        .limit(limit);
     awc::Client::builder()
         .connector(connector)
         .timeout(timeout)

@@ -96,7 +96,7 @@ async fn fetch(url: &str) -> Result<Vec<u8>, JwksError> {
         .get_or_init(|| crate::net::tls_config(None).ok())
         .as_ref()
         .ok_or(JwksError::Fetch)?;
-    let client = crate::net::http_client(FETCH_TIMEOUT, tls);
+    let client = crate::net::http_client(FETCH_TIMEOUT, tls, 1);
     let mut response = client.get(url).send().await.map_err(|_| JwksError::Fetch)?;
     if !response.status().is_success() {
         return Err(JwksError::Fetch);

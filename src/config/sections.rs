@@ -60,6 +60,9 @@ pub struct UpstreamSettings {
     pub timeout: Duration,
     pub circuit_failures: u32,
     pub circuit_open: Duration,
+    /// Calls in flight to AutoShares at most, across the process; more wait their turn
+    /// within `timeout`.
+    pub max_connections: usize,
     /// Extra CA certificates (PEM) trusted for AutoShares beside the system's roots.
     pub ca_file: Option<PathBuf>,
 }
@@ -77,6 +80,7 @@ impl UpstreamSettings {
             password: l.required_secret("upstream.password")?,
             timeout: l.positive_millis("upstream.timeout_ms", 5000)?,
             circuit_failures: l.positive("upstream.circuit_failures", 5u32)?,
+            max_connections: l.positive("upstream.max_connections", 1024usize)?,
             circuit_open: l.seconds("upstream.circuit_open_s", 30)?,
             ca_file: l.path("upstream.ca_file")?,
         })

@@ -27,6 +27,8 @@ use session::{ServiceToken, Session};
 pub enum UpstreamError {
     #[error("autoshares did not answer in time")]
     Timeout,
+    #[error("the autoshares call waited out its time before it was sent")]
+    NotSent,
     #[error("autoshares refused the connection")]
     ConnectFailed,
     #[error("autoshares dropped the connection")]
@@ -53,6 +55,7 @@ impl UpstreamError {
         matches!(
             self,
             Self::ConnectFailed
+                | Self::NotSent
                 | Self::CircuitOpen
                 | Self::LoginRefused
                 | Self::CredentialsRefused { .. }
@@ -81,6 +84,8 @@ pub struct Upstream {
     tls: Arc<rustls::ClientConfig>,
     session: Session,
     breaker: Breaker,
+    /// `upstream.max_connections` permits: a call holds one while it is sent and read.
+    connections: tokio::sync::Semaphore,
     metrics: Arc<Metrics>,
 }
 
@@ -99,6 +104,7 @@ impl Upstream {
         Self {
             tls,
             breaker: Breaker::new(settings.circuit_failures, settings.circuit_open),
+            connections: tokio::sync::Semaphore::new(settings.max_connections),
             session: Session::default(),
             settings,
             metrics,
@@ -108,7 +114,12 @@ impl Upstream {
     /// A client for the current worker thread (`awc::Client` stays on one thread).
     pub fn client(self: &Arc<Self>) -> AutoShares {
         AutoShares {
-            client: crate::net::http_client(self.settings.timeout, &self.tls),
+            // The pool never makes a call wait: the permits do, within the deadline.
+            client: crate::net::http_client(
+                self.settings.timeout,
+                &self.tls,
+                self.settings.max_connections,
+            ),
             shared: Arc::clone(self),
         }
     }

@@ -1,8 +1,15 @@
 //! How one AutoShares call travels (CONTRACT.md §4): under one deadline that covers the
-//! login and the retry, with the service token (one re-login after a 401), through the
-//! shared circuit, counted in the metrics; and how its answer is read, bounded.
+//! login and the retry, with the service token (one re-login after a 401), holding one of
+//! `upstream.max_connections` permits, through the shared circuit, counted in the
+//! metrics; and how its answer is read, bounded.
+//!
+//! A timeout is an AutoShares failure only when the call was sent with most of its time
+//! still ahead: a call that waited out its deadline for a permit, or that the service's
+//! own queueing (busy cores, a burst) held back until more than half of it was gone,
+//! says nothing about AutoShares, so it never opens the circuit.
 
-use std::time::Instant;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,6 +40,13 @@ pub(super) struct Answer {
     pub body: bytes::Bytes,
 }
 
+/// When one call's requests went out, for judging its timeout.
+struct Sending {
+    started: Instant,
+    /// The last time a request of this call was handed to the connection.
+    sent_at: Cell<Option<Instant>>,
+}
+
 impl AutoShares {
     /// One call under the whole-request deadline, logins and the retry included.
     pub(super) async fn call(
@@ -41,17 +55,50 @@ impl AutoShares {
         request_id: &str,
     ) -> Result<Answer, UpstreamError> {
         let deadline = self.shared.settings.timeout;
-        match tokio::time::timeout(deadline, self.call_with_login(call, request_id)).await {
+        let sending = Sending {
+            started: Instant::now(),
+            sent_at: Cell::new(None),
+        };
+        let attempt = self.call_with_login(call, request_id, &sending);
+        match tokio::time::timeout(deadline, attempt).await {
             Ok(result) => result,
-            Err(_) => {
-                self.shared.breaker.record(false, Instant::now());
-                self.shared.metrics.upstream(call.endpoint, "timeout", None);
+            Err(_) => Err(self.timed_out(call.endpoint, deadline, &sending)),
+        }
+    }
+
+    /// Counts a timeout against the circuit only when the call went out in time.
+    fn timed_out(
+        &self,
+        endpoint: &'static str,
+        deadline: Duration,
+        sending: &Sending,
+    ) -> UpstreamError {
+        let waited = sending.sent_at.get().map(|at| at - sending.started);
+        let timeout_ms = deadline.as_millis() as u64;
+        match waited {
+            None => {
+                self.shared.metrics.upstream(endpoint, "not_sent", None);
                 tracing::warn!(
-                    upstream_endpoint = call.endpoint,
-                    timeout_ms = deadline.as_millis() as u64,
+                    upstream_endpoint = endpoint,
+                    timeout_ms,
+                    "autoshares call waited out its time before it was sent"
+                );
+                UpstreamError::NotSent
+            }
+            Some(waited) => {
+                let in_time = waited < deadline / 2;
+                if in_time {
+                    self.shared.breaker.record(false, Instant::now());
+                }
+                self.shared.metrics.upstream(endpoint, "timeout", None);
+                tracing::warn!(
+                    upstream_endpoint = endpoint,
+                    timeout_ms,
+                    waited_ms = waited.as_millis() as u64,
+                    counted = in_time,
                     "autoshares call timed out"
                 );
-                Err(UpstreamError::Timeout)
+                UpstreamError::Timeout
             }
         }
     }
@@ -60,9 +107,10 @@ impl AutoShares {
         &self,
         call: &Call<'_>,
         request_id: &str,
+        sending: &Sending,
     ) -> Result<Answer, UpstreamError> {
-        let token = self.token(request_id).await?;
-        let answer = self.exchange(call, &token, request_id).await?;
+        let token = self.token(request_id, sending).await?;
+        let answer = self.exchange(call, &token, request_id, sending).await?;
         if answer.status != StatusCode::UNAUTHORIZED {
             return Ok(answer);
         }
@@ -71,16 +119,23 @@ impl AutoShares {
             "autoshares refused the service token; logging in again"
         );
         self.shared.session.invalidate(&token);
-        let token = self.token(request_id).await?;
-        let answer = self.exchange(call, &token, request_id).await?;
+        let token = self.token(request_id, sending).await?;
+        let answer = self.exchange(call, &token, request_id, sending).await?;
         if answer.status == StatusCode::UNAUTHORIZED {
             return Err(UpstreamError::CredentialsRefused { status: 401 });
         }
         Ok(answer)
     }
 
-    async fn token(&self, request_id: &str) -> Result<ServiceToken, UpstreamError> {
-        self.shared.session.token(|| self.login(request_id)).await
+    async fn token(
+        &self,
+        request_id: &str,
+        sending: &Sending,
+    ) -> Result<ServiceToken, UpstreamError> {
+        self.shared
+            .session
+            .token(|| self.login(request_id, sending))
+            .await
     }
 
     async fn exchange(
@@ -88,6 +143,7 @@ impl AutoShares {
         call: &Call<'_>,
         token: &ServiceToken,
         request_id: &str,
+        sending: &Sending,
     ) -> Result<Answer, UpstreamError> {
         let settings = &self.shared.settings;
         let mut request = self
@@ -105,7 +161,7 @@ impl AutoShares {
                 .query(&[pair])
                 .map_err(|_| UpstreamError::BadAnswer)?;
         }
-        let answer = self.send(call.endpoint, request).await?;
+        let answer = self.send(call.endpoint, request, sending).await?;
         if answer.status == StatusCode::FORBIDDEN {
             tracing::error!(
                 upstream_endpoint = call.endpoint,
@@ -118,7 +174,11 @@ impl AutoShares {
     }
 
     /// `POST /token` with the service account (CONTRACT.md §4).
-    async fn login(&self, request_id: &str) -> Result<SecretString, UpstreamError> {
+    async fn login(
+        &self,
+        request_id: &str,
+        sending: &Sending,
+    ) -> Result<SecretString, UpstreamError> {
         let settings = &self.shared.settings;
         let request = self
             .client
@@ -127,7 +187,7 @@ impl AutoShares {
             .insert_header(("Username", settings.username.as_str()))
             .insert_header(("Password", settings.password.expose_secret()))
             .insert_header(("X-Request-Id", request_id));
-        let answer = self.send("token", request).await?;
+        let answer = self.send("token", request, sending).await?;
         let parsed: Option<wire::TokenAnswer> = serde_json::from_slice(&answer.body).ok();
         let state = parsed
             .as_ref()
@@ -155,14 +215,22 @@ impl AutoShares {
         Err(UpstreamError::LoginRefused)
     }
 
-    /// Sends through the circuit and reads the whole (bounded) answer.
+    /// Waits for a connection permit, then sends through the circuit and reads the whole
+    /// (bounded) answer.
     async fn send(
         &self,
         endpoint: &'static str,
         request: awc::ClientRequest,
+        sending: &Sending,
     ) -> Result<Answer, UpstreamError> {
         let breaker = &self.shared.breaker;
         let metrics = &self.shared.metrics;
+        let _permit = self
+            .shared
+            .connections
+            .acquire()
+            .await
+            .map_err(|_| UpstreamError::NotSent)?;
         let Some(admitted) = breaker.admit(Instant::now()) else {
             metrics.upstream(endpoint, "circuit_open", None);
             return Err(UpstreamError::CircuitOpen);
@@ -182,6 +250,7 @@ impl AutoShares {
             .into_iter()
             .fold(request, |request, header| request.insert_header(header));
         let started = Instant::now();
+        sending.sent_at.set(Some(started));
         let result = read_answer(request).instrument(span.clone()).await;
         if let Ok(answer) = &result {
             span.record("http.response.status_code", answer.status.as_u16());

@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod auth;
 mod bind;
+mod capacity;
 mod client_address;
 mod complete;
 mod cors;

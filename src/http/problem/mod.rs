@@ -107,7 +107,7 @@ impl ApiError {
             Self::NotFound => C::NotFound,
             Self::OriginNotAllowed => C::OriginNotAllowed,
             Self::MethodNotAllowed { .. } => C::MethodNotAllowed,
-            Self::Upstream(U::Timeout) => C::UpstreamTimeout,
+            Self::Upstream(U::Timeout | U::NotSent) => C::UpstreamTimeout,
             Self::Upstream(
                 U::ConnectFailed
                 | U::Unreachable

@@ -1,0 +1,85 @@
+//! Bursts and the service's own queueing (`upstream.max_connections`, CONTRACT.md §4 and
+//! §6): a burst against a fast AutoShares all succeeds with the circuit closed, and a call
+//! that waited out its time before it was sent is not held against AutoShares.
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{Caller, Options, Reply, Scripted, TestApp, spawn_with};
+
+/// A caller whose JWT names its AutoShares user (`identity.source = claim`).
+fn claim_caller(app: &TestApp, n: usize) -> Caller {
+    let mut claims = app.claims(&format!("sub-{n}"));
+    claims["autoshares_user_id"] = json!(1000 + n);
+    Caller {
+        subject: format!("sub-{n}"),
+        jwt: app.jwt(claims),
+    }
+}
+
+/// `count` binds at once, each by its own user to its own number; their statuses.
+async fn burst(app: &TestApp, count: usize, first: usize) -> Vec<u16> {
+    let binds = (first..first + count).map(|n| {
+        let caller = claim_caller(app, n);
+        async move {
+            app.bind(&caller, &format!("+1310890{:04}", n % 10_000))
+                .await
+                .status
+        }
+    });
+    join_all(binds).await
+}
+
+fn roomy(fake: &Scripted) -> Options {
+    Options::default()
+        .upstream(&fake.base_url)
+        .with("identity.source", "claim")
+        .with("abuse.modes.conversion", "off")
+        .with("rate_limit.bind_per_phone", "1000/hour")
+}
+
+#[actix_web::test]
+async fn six_hundred_concurrent_binds_against_a_fast_autoshares_all_succeed() {
+    let fake = Scripted::start(Scripted::good_login, |n, _| {
+        Reply::bound("+13108904569", n as i64 + 1)
+    });
+    let app = spawn_with(roomy(&fake).with("upstream.timeout_ms", "5000")).await;
+    let statuses = burst(&app, 600, 0).await;
+    let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 600 failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(fake.phone_calls().len(), 600);
+    let metrics = app.admin_get("/metrics", None).await.text;
+    assert!(!metrics.contains(r#"status="circuit_open""#), "{metrics}");
+}
+
+#[actix_web::test]
+async fn a_call_that_timed_out_before_it_was_sent_does_not_count_against_the_circuit() {
+    // AutoShares holds every bind longer than the service waits.
+    let fake = Scripted::start(Scripted::good_login, |n, _| {
+        Reply::bound("+13108904569", n as i64 + 1).after(std::time::Duration::from_millis(1500))
+    });
+    let app = spawn_with(
+        roomy(&fake)
+            .with("upstream.timeout_ms", "1000")
+            .with("upstream.max_connections", "1")
+            .with("upstream.circuit_failures", "2")
+            .with("upstream.circuit_open_s", "60"),
+    )
+    .await;
+    // One bind holds the only connection and times out: one failure. The other two wait
+    // for it (nearly) all their time: never sent, or sent with their time gone.
+    let statuses = burst(&app, 3, 0).await;
+    assert_eq!(statuses, [504, 504, 504]);
+    let sent = fake.phone_calls().len();
+    let metrics = app.admin_get("/metrics", None).await.text;
+    assert!(!metrics.contains(r#"status="circuit_open""#), "{metrics}");
+
+    // The circuit is still closed: the next bind is sent.
+    let next = burst(&app, 1, 3).await;
+    assert_eq!(next, [504], "sent, and timed out");
+    assert_eq!(fake.phone_calls().len(), sent + 1, "the circuit let it through");
+}
