@@ -81,5 +81,9 @@ async fn a_call_that_timed_out_before_it_was_sent_does_not_count_against_the_cir
     // The circuit is still closed: the next bind is sent.
     let next = burst(&app, 1, 3).await;
     assert_eq!(next, [504], "sent, and timed out");
-    assert_eq!(fake.phone_calls().len(), sent + 1, "the circuit let it through");
+    assert_eq!(
+        fake.phone_calls().len(),
+        sent + 1,
+        "the circuit let it through"
+    );
 }
