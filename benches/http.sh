@@ -5,6 +5,8 @@
 #
 #   benches/http.sh [seconds per run, default 10] [connections, default 32]
 #   BENCH_LOG_LEVEL=warn benches/http.sh   # without the per-request log lines
+#   BENCH_PROFILE=bind benches/http.sh      # also a CPU profile of the service during that
+#                                           # scenario (perf; top entries printed at the end)
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk). Everything listens on
 # 127.0.0.1 only and stops when the script ends.
@@ -117,7 +119,19 @@ printf '%-12s %12s %12s %8s %18s %18s\n' scenario "nginx req/s" "bff req/s" rati
 for scenario in read bind; do
   if [ "$scenario" = read ]; then script=""; else script="$WORK/bind.lua"; fi
   read -r n_rps n_p50 n_p99 < <(measure "http://127.0.0.1:$PROXY/" "$script")
+  if [ "${BENCH_PROFILE:-}" = "$scenario" ]; then
+    perf record -q -F 499 -g -o "$WORK/perf.data" -p "$BFF_PID" -- sleep "$DURATION" 2>/dev/null &
+    PERF_PID=$!
+  fi
   read -r b_rps b_p50 b_p99 < <(measure "http://127.0.0.1:$BFF/v1/me/phone-number" "$script")
+  [ -n "${PERF_PID:-}" ] && { wait "$PERF_PID" || true; unset PERF_PID; }
   ratio="$(awk -v b="$b_rps" -v n="$n_rps" 'BEGIN { printf "%.2f", b / n }')"
   printf '%-12s %12s %12s %8s %18s %18s\n' "$scenario" "$n_rps" "$b_rps" "$ratio" "$n_p50/$n_p99" "$b_p50/$b_p99"
 done
+
+if [ -n "${BENCH_PROFILE:-}" ] && [ -f "$WORK/perf.data" ]; then
+  echo
+  echo "CPU profile of the service during '$BENCH_PROFILE' (self time, top 40):"
+  perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort symbol 2>/dev/null |
+    grep -E '^ +[0-9]' | sed 's/ *$//' | cut -c1-120 | head -40
+fi
