@@ -1,12 +1,10 @@
 //! The audit trail (CONTRACT.md §9): what each phone change leaves in the database, read
 //! back through `GET /admin/v1/links/{subject}/events`, on SQLite and on PostgreSQL.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row as _;
 
-use crate::helpers::{
-    ADMIN_TOKEN, Caller, Options, TcpProxy, TestApp, TestDatabase, audit_events, spawn_with,
-};
+use crate::helpers::{ADMIN_TOKEN, Options, TcpProxy, TestDatabase, audit_events, spawn_with};
 
 const PHONE: &str = "+13108904569";
 
@@ -152,17 +150,6 @@ async fn refusals_after_the_link_are_recorded_and_those_before_it_are_not() {
     assert_eq!(none.status, 404, "{}", none.text);
 }
 
-/// A caller whose JWT names its AutoShares user id (`identity.source = claim`), so that
-/// binds need no database.
-fn claim_caller(app: &TestApp, subject: &str, user: i64) -> Caller {
-    let mut claims = app.claims(subject);
-    claims["autoshares_user_id"] = json!(user);
-    Caller {
-        subject: subject.to_owned(),
-        jwt: app.jwt(claims),
-    }
-}
-
 fn dropped(metrics: &str) -> u64 {
     metrics
         .lines()
@@ -189,7 +176,7 @@ async fn with_the_database_down_events_wait_in_a_bounded_queue() {
     proxy.stop();
     crate::helpers::wait_for_status(&app, "/readyz", 503).await;
     for n in 0..6 {
-        let caller = claim_caller(&app, &format!("sub-{n}"), 1001 + n);
+        let caller = app.claim_caller(&format!("sub-{n}"), 1001 + n);
         let answer = app.bind(&caller, &format!("+1310890456{n}")).await;
         assert_eq!(
             answer.status, 200,

@@ -3,24 +3,13 @@
 //! that waited out its time before it was sent is not held against AutoShares.
 
 use futures_util::future::join_all;
-use serde_json::json;
 
-use crate::helpers::{Caller, Options, Reply, Scripted, TestApp, spawn_with};
-
-/// A caller whose JWT names its AutoShares user (`identity.source = claim`).
-fn claim_caller(app: &TestApp, n: usize) -> Caller {
-    let mut claims = app.claims(&format!("sub-{n}"));
-    claims["autoshares_user_id"] = json!(1000 + n);
-    Caller {
-        subject: format!("sub-{n}"),
-        jwt: app.jwt(claims),
-    }
-}
+use crate::helpers::{Options, Reply, Scripted, TestApp, spawn_with};
 
 /// `count` binds at once, each by its own user to its own number; their statuses.
 async fn burst(app: &TestApp, count: usize, first: usize) -> Vec<u16> {
     let binds = (first..first + count).map(|n| {
-        let caller = claim_caller(app, n);
+        let caller = app.claim_caller(&format!("sub-{n}"), 1000 + n as i64);
         async move {
             app.bind(&caller, &format!("+1310890{:04}", n % 10_000))
                 .await

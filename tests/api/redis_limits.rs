@@ -1,21 +1,10 @@
 //! The Redis backend: limits shared by replicas, and what happens when Redis goes away.
 //! Runs when `BFF_TEST_REDIS_URL` is set.
 
-use serde_json::json;
-
 use crate::helpers::{
-    Caller, Options, Reply, Scripted, TcpProxy, TestApp, random_hex, random_key_base64, redis_keys,
-    redis_options, redis_url, spawn_with, wait_for_status,
+    Options, Reply, Scripted, TcpProxy, random_hex, random_key_base64, redis_keys, redis_options,
+    redis_url, spawn_with, wait_for_status,
 };
-
-fn claim_caller(app: &TestApp, subject: &str, user: i64) -> Caller {
-    let mut claims = app.claims(subject);
-    claims["autoshares_user_id"] = json!(user);
-    Caller {
-        subject: subject.to_owned(),
-        jwt: app.jwt(claims),
-    }
-}
 
 #[actix_web::test]
 async fn two_replicas_share_one_quota() {
@@ -48,7 +37,7 @@ async fn two_replicas_share_one_quota() {
     for i in 0..8 {
         let app = if i % 2 == 0 { &one } else { &two };
         let answer = app
-            .bind(&claim_caller(app, "sub-1", 42), &format!("+1310890456{i}"))
+            .bind(&app.claim_caller("sub-1", 42), &format!("+1310890456{i}"))
             .await;
         if answer.status == 429 {
             answer.assert_problem(429, "rate_limited");
@@ -131,16 +120,16 @@ async fn a_numbers_quota_and_code_attempts_are_shared_too() {
     let two = spawn_with(options()).await;
 
     let bound = one
-        .bind(&claim_caller(&one, "sub-1", 1001), "+13108904569")
+        .bind(&one.claim_caller("sub-1", 1001), "+13108904569")
         .await;
     assert_eq!(bound.status, 200);
     assert_eq!(
-        two.bind(&claim_caller(&two, "sub-2", 1002), "+13108904569")
+        two.bind(&two.claim_caller("sub-2", 1002), "+13108904569")
             .await
             .status,
         200
     );
-    one.bind(&claim_caller(&one, "sub-3", 1003), "+13108904569")
+    one.bind(&one.claim_caller("sub-3", 1003), "+13108904569")
         .await
         .assert_problem(429, "rate_limited");
 
@@ -151,16 +140,16 @@ async fn a_numbers_quota_and_code_attempts_are_shared_too() {
     let code = sandbox.last_code("+13108904569").unwrap();
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let before = sandbox.completions();
-    one.complete(&claim_caller(&one, "sub-1", 1001), &token, wrong)
+    one.complete(&one.claim_caller("sub-1", 1001), &token, wrong)
         .await
         .assert_problem(422, "invalid_code");
-    two.complete(&claim_caller(&two, "sub-1", 1001), &token, wrong)
+    two.complete(&two.claim_caller("sub-1", 1001), &token, wrong)
         .await
         .assert_problem(422, "invalid_code");
-    one.complete(&claim_caller(&one, "sub-1", 1001), &token, &code)
+    one.complete(&one.claim_caller("sub-1", 1001), &token, &code)
         .await
         .assert_problem(429, "too_many_attempts");
-    two.complete(&claim_caller(&two, "sub-1", 1001), &token, &code)
+    two.complete(&two.claim_caller("sub-1", 1001), &token, &code)
         .await
         .assert_problem(429, "too_many_attempts");
     assert_eq!(
@@ -246,7 +235,7 @@ async fn the_redis_quota_refills_evenly_like_the_memory_one() {
             .with("rate_limit.bind_per_user", "2/second"),
     )
     .await;
-    let caller = claim_caller(&app, "sub-1", 1001);
+    let caller = app.claim_caller("sub-1", 1001);
     assert_eq!(app.bind(&caller, "+13108904560").await.status, 200);
     assert_eq!(app.bind(&caller, "+13108904561").await.status, 200);
     let refused = app.bind(&caller, "+13108904562").await;

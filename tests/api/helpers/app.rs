@@ -221,6 +221,17 @@ impl TestApp {
         }
     }
 
+    /// A caller whose JWT names its AutoShares user id (for `identity.source = claim`):
+    /// binds need no link and no database.
+    pub fn claim_caller(&self, subject: &str, user: i64) -> Caller {
+        let mut claims = self.claims(subject);
+        claims["autoshares_user_id"] = json!(user);
+        Caller {
+            subject: subject.to_owned(),
+            jwt: self.jwt(claims),
+        }
+    }
+
     /// A caller whose subject is linked to `user` through the admin API.
     pub async fn linked_caller(&self, subject: &str, user: i64) -> Caller {
         let answer = self
