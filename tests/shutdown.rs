@@ -8,8 +8,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use base64::Engine as _;
-use common::{ServeProcess, hs256_jwt, unix_now};
+use common::{ServeProcess, claim_jwt, claim_serve_env};
 use serde_json::json;
 
 /// An AutoShares whose phone reads take 1.5 s.
@@ -38,33 +37,15 @@ fn slow_autoshares() -> String {
 #[actix_web::test]
 async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     let upstream = slow_autoshares();
-    let secret = "shutdown-test-secret-0123456789abcdef";
     let dir = tempfile::tempdir().unwrap();
-    let server = ServeProcess::start(&[
-        ("BFF__UPSTREAM__BASE_URL", upstream),
-        ("BFF__UPSTREAM__APP_KEY", "k".to_owned()),
-        ("BFF__UPSTREAM__USERNAME", "u".to_owned()),
-        ("BFF__UPSTREAM__PASSWORD", "p".to_owned()),
-        ("BFF__AUTH__ISSUER", "iss".to_owned()),
-        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
-        ("BFF__AUTH__HS256_SECRET", secret.to_owned()),
-        (
-            "BFF__VERIFICATION__TOKEN_SECRET",
-            base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
-        ),
-        (
-            "BFF__DATABASE__URL",
-            format!("sqlite://{}/db.sqlite", dir.path().display()),
-        ),
-        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
-        ("BFF__SERVER__SHUTDOWN_GRACE_S", "10".to_owned()),
-    ]);
+    let mut env = claim_serve_env(upstream, ("k", "u", "p"), dir.path());
+    env.push(("BFF__SERVER__SHUTDOWN_GRACE_S", "10".to_owned()));
+    let server = ServeProcess::start(&env);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(20))
         .finish();
     server.wait_ready(&client).await;
-    let claims = json!({"sub": "s", "iss": "iss", "aud": "aud", "exp": unix_now() + 600, "autoshares_user_id": 7});
-    let jwt = hs256_jwt(secret, &claims);
+    let jwt = claim_jwt("s", 7);
 
     let in_flight = {
         let client = client.clone();
@@ -128,34 +109,23 @@ async fn sigterm_right_after_a_burst_of_binds_leaves_every_finished_bind_recorde
     let defaults = SandboxConfig::default();
     let sandbox =
         sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), defaults.clone()).unwrap();
-    let secret = "shutdown-test-secret-0123456789abcdef";
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/db.sqlite", dir.path().display());
-    let server = ServeProcess::start(&[
-        ("BFF__UPSTREAM__BASE_URL", sandbox.base_url()),
-        ("BFF__UPSTREAM__APP_KEY", defaults.app_key.clone()),
-        ("BFF__UPSTREAM__USERNAME", defaults.username.clone()),
-        ("BFF__UPSTREAM__PASSWORD", defaults.password.clone()),
-        ("BFF__AUTH__ISSUER", "iss".to_owned()),
-        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
-        ("BFF__AUTH__HS256_SECRET", secret.to_owned()),
-        (
-            "BFF__VERIFICATION__TOKEN_SECRET",
-            base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
-        ),
-        ("BFF__DATABASE__URL", database.clone()),
-        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
-        ("BFF__RATE_LIMIT__BIND_PER_CLIENT", "off".to_owned()),
-    ]);
+    let account = (
+        defaults.app_key.as_str(),
+        defaults.username.as_str(),
+        defaults.password.as_str(),
+    );
+    let mut env = claim_serve_env(sandbox.base_url(), account, dir.path());
+    env.push(("BFF__RATE_LIMIT__BIND_PER_CLIENT", "off".to_owned()));
+    let server = ServeProcess::start(&env);
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(20))
         .finish();
     server.wait_ready(&client).await;
 
     let binds = (0..40).map(|n| {
-        let claims = json!({"sub": format!("s-{n}"), "iss": "iss", "aud": "aud",
-            "exp": unix_now() + 600, "autoshares_user_id": 1001 + n % 10});
-        let jwt = hs256_jwt(secret, &claims);
+        let jwt = claim_jwt(&format!("s-{n}"), 1001 + n % 10);
         let url = format!("{}/v1/me/phone-number", server.public);
         let body = json!({"phoneNumber": format!("+1310890{:04}", 4000 + n)});
         let client = client.clone();

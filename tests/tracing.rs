@@ -13,15 +13,13 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig};
-use base64::Engine as _;
-use common::{ServeProcess, hs256_jwt, unix_now};
+use common::{CLAIM_SECRET, ServeProcess, claim_jwt, claim_serve_env};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use serde_json::{Value, json};
 
-const SECRET: &str = "tracing-test-secret-0123456789abcdef";
 const PHONE: &str = "+13108904569";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -64,31 +62,18 @@ fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
 
 fn serve(sandbox: &Sandbox, otlp_endpoint: &str, dir: &std::path::Path) -> ServeProcess {
     let defaults = SandboxConfig::default();
-    ServeProcess::start(&[
-        ("BFF__UPSTREAM__BASE_URL", sandbox.base_url()),
-        ("BFF__UPSTREAM__APP_KEY", defaults.app_key.clone()),
-        ("BFF__UPSTREAM__USERNAME", defaults.username.clone()),
-        ("BFF__UPSTREAM__PASSWORD", defaults.password.clone()),
-        ("BFF__AUTH__ISSUER", "iss".to_owned()),
-        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
-        ("BFF__AUTH__HS256_SECRET", SECRET.to_owned()),
-        (
-            "BFF__VERIFICATION__TOKEN_SECRET",
-            base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
-        ),
-        (
-            "BFF__DATABASE__URL",
-            format!("sqlite://{}/db.sqlite", dir.display()),
-        ),
-        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
-        ("BFF__TELEMETRY__OTLP_ENDPOINT", otlp_endpoint.to_owned()),
-    ])
+    let account = (
+        defaults.app_key.as_str(),
+        defaults.username.as_str(),
+        defaults.password.as_str(),
+    );
+    let mut env = claim_serve_env(sandbox.base_url(), account, dir);
+    env.push(("BFF__TELEMETRY__OTLP_ENDPOINT", otlp_endpoint.to_owned()));
+    ServeProcess::start(&env)
 }
 
 fn jwt() -> String {
-    let claims = json!({"sub": "s-1", "iss": "iss", "aud": "aud", "exp": unix_now() + 600,
-        "autoshares_user_id": 1001});
-    hs256_jwt(SECRET, &claims)
+    claim_jwt("s-1", 1001)
 }
 
 /// A bind carrying the caller's trace; answers its status.
@@ -216,7 +201,7 @@ async fn a_bind_continues_the_callers_trace_to_autoshares_and_the_collector() {
         jwt.as_str(),
         defaults.app_key.as_str(),
         defaults.password.as_str(),
-        SECRET,
+        CLAIM_SECRET,
     ];
     for span in &spans {
         for kv in &span.attributes {

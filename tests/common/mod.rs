@@ -147,3 +147,42 @@ pub fn unix_now() -> u64 {
 pub fn hs256_jwt(secret: &str, claims: &Value) -> String {
     autoshares_bff::auth::mint_hs256(secret.as_bytes(), claims).unwrap()
 }
+
+/// The HS256 secret of the services `claim_serve_env` configures.
+pub const CLAIM_SECRET: &str = "serve-test-secret-0123456789abcdef";
+
+/// What `serve` needs against the AutoShares at `base_url`, whose service account is
+/// `(app_key, username, password)`: end users named by the `autoshares_user_id` claim of
+/// an HS256 JWT (`claim_jwt`), and a SQLite file in `dir`.
+pub fn claim_serve_env(
+    base_url: String,
+    (app_key, username, password): (&str, &str, &str),
+    dir: &std::path::Path,
+) -> Vec<(&'static str, String)> {
+    use base64::Engine as _;
+    vec![
+        ("BFF__UPSTREAM__BASE_URL", base_url),
+        ("BFF__UPSTREAM__APP_KEY", app_key.to_owned()),
+        ("BFF__UPSTREAM__USERNAME", username.to_owned()),
+        ("BFF__UPSTREAM__PASSWORD", password.to_owned()),
+        ("BFF__AUTH__ISSUER", "iss".to_owned()),
+        ("BFF__AUTH__AUDIENCE", "aud".to_owned()),
+        ("BFF__AUTH__HS256_SECRET", CLAIM_SECRET.to_owned()),
+        (
+            "BFF__VERIFICATION__TOKEN_SECRET",
+            base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+        ),
+        (
+            "BFF__DATABASE__URL",
+            format!("sqlite://{}/db.sqlite", dir.display()),
+        ),
+        ("BFF__IDENTITY__SOURCE", "claim".to_owned()),
+    ]
+}
+
+/// A JWT for a service of `claim_serve_env`: `subject`, AutoShares user `user`.
+pub fn claim_jwt(subject: &str, user: i64) -> String {
+    let claims = serde_json::json!({"sub": subject, "iss": "iss", "aud": "aud",
+        "exp": unix_now() + 600, "autoshares_user_id": user});
+    hs256_jwt(CLAIM_SECRET, &claims)
+}
