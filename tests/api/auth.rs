@@ -328,8 +328,8 @@ async fn a_jwks_file_key_rotation_is_picked_up_on_the_first_unknown_kid() {
     );
 }
 
-#[actix_web::test]
-async fn without_a_first_jwks_every_token_is_401_and_readyz_is_503() {
+/// An app whose JWKS URL is a closed port on this machine, and that port.
+async fn app_with_jwks_down() -> (TestApp, std::net::SocketAddr) {
     let closed = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -340,6 +340,12 @@ async fn without_a_first_jwks_every_token_is_401_and_readyz_is_503() {
             .with("auth.jwks_url", format!("http://{closed}/jwks.json")),
     )
     .await;
+    (app, closed)
+}
+
+#[actix_web::test]
+async fn without_a_first_jwks_every_token_is_401_and_readyz_is_503() {
+    let (app, _) = app_with_jwks_down().await;
     let key = EcKey::generate("never-published");
     let answer = app
         .get_with_bearer(Some(&key.sign(&valid_claims("sub-1"))))
@@ -357,16 +363,7 @@ async fn without_a_first_jwks_every_token_is_401_and_readyz_is_503() {
 
 #[actix_web::test]
 async fn a_jwks_url_down_at_start_is_picked_up_within_seconds_of_coming_up() {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let app = spawn_with(
-        Options::default()
-            .with("auth.hs256_secret", "")
-            .with("auth.jwks_url", format!("http://{closed}/jwks.json")),
-    )
-    .await;
+    let (app, closed) = app_with_jwks_down().await;
     app.linked_caller("sub-1", 1001).await;
     let key = EcKey::generate("late-key");
     let token = key.sign(&valid_claims("sub-1"));
