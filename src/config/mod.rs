@@ -424,13 +424,33 @@ mod tests {
         table["v"].clone()
     }
 
-    #[test]
-    fn default_toml_documents_every_key_the_code_reads_with_the_same_default() {
+    /// Every key the code reads, with its recorded default.
+    fn keys_read() -> Vec<(String, Option<String>)> {
         let layers = Layers::load(&minimal()).unwrap();
         Settings::read(&layers).unwrap();
         sandbox_listen(&layers).unwrap();
-        let read: Vec<(String, Option<toml::Value>)> = layers
-            .reads()
+        layers.reads()
+    }
+
+    #[test]
+    fn the_configuration_doc_names_every_key_the_code_reads() {
+        let doc = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+        )
+        .unwrap();
+        for (key, _) in keys_read() {
+            // A row names a key, or a group of keys sharing a prefix (`abuse.conversion.*`).
+            let group = key.rsplit_once('.').map(|(head, _)| format!("`{head}.*`"));
+            assert!(
+                doc.contains(&format!("`{key}`")) || group.is_some_and(|g| doc.contains(&g)),
+                "docs/configuration.md does not name `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn default_toml_documents_every_key_the_code_reads_with_the_same_default() {
+        let read: Vec<(String, Option<toml::Value>)> = keys_read()
             .into_iter()
             .map(|(key, default)| (key, default.as_deref().map(toml_value)))
             .collect();
