@@ -24,26 +24,26 @@ impl TrustedProxies {
     }
 
     /// The client address of a request from `peer` with these forwarding header values
-    /// (every line of the header, in order).
+    /// (every line of the header, in order). The headers are read only when `peer` is a
+    /// trusted proxy.
     pub fn client_of<'a>(
         &self,
         peer: IpAddr,
-        forwarded: &[&'a str],
-        x_forwarded_for: &[&'a str],
+        forwarded: impl Iterator<Item = &'a str>,
+        x_forwarded_for: impl Iterator<Item = &'a str>,
     ) -> ClientAddress {
         let mut current = peer.to_canonical();
         if !self.trusts(current) {
             return ClientAddress(current);
         }
-        let hops: Vec<Option<IpAddr>> = if !forwarded.is_empty() {
+        let mut forwarded = forwarded.peekable();
+        let hops: Vec<Option<IpAddr>> = if forwarded.peek().is_some() {
             forwarded
-                .iter()
-                .flat_map(|line| rfc7239::parse(line))
+                .flat_map(rfc7239::parse)
                 .map(|node| node.ok()?.forwarded_for?.ip().copied())
                 .collect()
         } else {
             x_forwarded_for
-                .iter()
                 .flat_map(|line| line.split(','))
                 .map(|entry| plain_address(entry.trim()))
                 .collect()
@@ -249,14 +249,18 @@ mod tests {
             ),
         ];
         for (peer, forwarded, xff, client, what) in cases {
-            let found = ingress.client_of(ip(peer), forwarded, xff);
+            let found = ingress.client_of(ip(peer), forwarded.iter().copied(), xff.iter().copied());
             assert_eq!(found.ip(), ip(client), "{what}");
         }
     }
 
     #[test]
     fn nothing_is_trusted_by_default() {
-        let found = TrustedProxies::default().client_of(ip("127.0.0.1"), &[], &["1.2.3.4"]);
+        let found = TrustedProxies::default().client_of(
+            ip("127.0.0.1"),
+            std::iter::empty(),
+            ["1.2.3.4"].into_iter(),
+        );
         assert_eq!(found.ip(), ip("127.0.0.1"));
     }
 

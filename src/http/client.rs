@@ -15,11 +15,10 @@ use crate::client_address::{ClientAddress, TrustedProxies};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
-fn lines<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Vec<&'a str> {
+fn lines<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(name)
         .filter_map(|value| value.to_str().ok())
-        .collect()
 }
 
 /// The client address of `request`: its TCP peer, unless that is a trusted proxy.
@@ -31,10 +30,10 @@ fn find(request: &HttpRequest) -> ClientAddress {
     match request.app_data::<web::Data<TrustedProxies>>() {
         Some(trusted) => trusted.client_of(
             peer,
-            &lines(headers, &header::FORWARDED),
-            &lines(headers, &X_FORWARDED_FOR),
+            lines(headers, &header::FORWARDED),
+            lines(headers, &X_FORWARDED_FOR),
         ),
-        None => TrustedProxies::default().client_of(peer, &[], &[]),
+        None => TrustedProxies::default().client_of(peer, std::iter::empty(), std::iter::empty()),
     }
 }
 
