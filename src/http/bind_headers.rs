@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::limits::UserQuota;
+use crate::limits::{PER_USER, UserQuota};
 
 use super::problem::{ApiError, retry_after_seconds};
 
@@ -43,11 +43,11 @@ pub fn insert_rate_limit(response: &mut HttpResponse, quota: &UserQuota) {
         retry_after_seconds(quota.reset)
     };
     let policy = format!(
-        r#""bind_per_user";q={};w={}"#,
+        r#""{PER_USER}";q={};w={}"#,
         quota.limit,
         quota.window.as_secs()
     );
-    let state = format!(r#""bind_per_user";r={};t={reset}"#, quota.remaining);
+    let state = format!(r#""{PER_USER}";r={};t={reset}"#, quota.remaining);
     let headers = response.headers_mut();
     for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
         if let Ok(value) = HeaderValue::from_str(&value) {

@@ -15,7 +15,10 @@ use crate::verification::AttemptKey;
 use super::gcra;
 use super::idempotency::{IN_FLIGHT_TTL, Record};
 use super::keyed_hash::Digest;
-use super::rules::{BindFacts, Budget, Decision, Policy, Refusal, Scope, block_length, trips};
+use super::rules::{
+    BindFacts, Budget, Decision, PER_CLIENT, PER_PHONE, PER_USER, Policy, Refusal, Scope,
+    block_length, trips,
+};
 use super::{Attempt, BlockView};
 
 /// At most this many breaker scopes (countries and prefixes) are counted at once; past
@@ -315,13 +318,13 @@ impl State {
         let mut takes = Vec::with_capacity(5);
         let client = facts.client_digest.zip(policy.per_client);
         let quotas = [
-            Some((Bucket::User(facts.user.0), policy.per_user, "bind_per_user")),
+            Some((Bucket::User(facts.user.0), policy.per_user, PER_USER)),
             Some((
                 Bucket::Phone(facts.phone_digest),
                 policy.per_phone,
-                "bind_per_phone",
+                PER_PHONE,
             )),
-            client.map(|(digest, quota)| (Bucket::Client(digest), quota, "bind_per_client")),
+            client.map(|(digest, quota)| (Bucket::Client(digest), quota, PER_CLIENT)),
         ];
         for (bucket, quota, limit) in quotas.into_iter().flatten() {
             match gcra::step(self.tats.get(&bucket).copied(), now, &quota) {

@@ -17,7 +17,7 @@ pub use idempotency::{Records, StoredAnswer};
 pub use keyed_hash::KeyedHash;
 pub use memory::MemoryLimits;
 pub use redis::{RedisLimitError, RedisLimits};
-pub use rules::{BindFacts, Policy, Scope};
+pub use rules::{BindFacts, PER_USER, Policy, Scope};
 
 use idempotency::Begun;
 use keyed_hash::Digest;
@@ -32,10 +32,10 @@ use crate::verification::{AttemptKey, Verification};
 
 /// Every limit a refusal names, for `bff_rate_limit_rejections_total{limit}`.
 const LIMITS: [&str; 4] = [
-    "bind_per_user",
-    "bind_per_phone",
-    "bind_per_client",
-    "verify_attempts",
+    rules::PER_USER,
+    rules::PER_PHONE,
+    rules::PER_CLIENT,
+    rules::VERIFY_ATTEMPTS,
 ];
 /// `bff_rate_limiter_errors_total{outcome}`: what a request was let do when Redis failed.
 const DENIED: &str = "denied";
@@ -501,7 +501,7 @@ impl Limits {
                 keep,
             }),
             Attempt::Exhausted => {
-                self.metrics.rejected("verify_attempts");
+                self.metrics.rejected(rules::VERIFY_ATTEMPTS);
                 Err(LimitError::AttemptsExhausted { retry_after: keep })
             }
             Attempt::Used => Err(LimitError::TokenUsed),

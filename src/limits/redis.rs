@@ -15,7 +15,9 @@ use crate::verification::AttemptKey;
 
 use super::idempotency::{IN_FLIGHT_TTL, Record};
 use super::keyed_hash::{Digest, encoded};
-use super::rules::{BindFacts, Budget, Decision, Policy, Refusal, Scope};
+use super::rules::{
+    BindFacts, Budget, Decision, PER_CLIENT, PER_PHONE, PER_USER, Policy, Refusal, Scope,
+};
 use super::{Attempt, BlockView};
 
 /// How long one Redis round trip (or connecting) may take before the check fails.
@@ -335,15 +337,15 @@ impl RedisLimits {
         let refusal = match code {
             0 => None,
             1 => Some(Refusal::Quota {
-                limit: "bind_per_user",
+                limit: PER_USER,
                 retry_after,
             }),
             2 => Some(Refusal::Quota {
-                limit: "bind_per_phone",
+                limit: PER_PHONE,
                 retry_after,
             }),
             8 => Some(Refusal::Quota {
-                limit: "bind_per_client",
+                limit: PER_CLIENT,
                 retry_after,
             }),
             3 => Some(Refusal::Blocked {

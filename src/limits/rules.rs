@@ -12,6 +12,12 @@ use crate::phone::{Country, PhoneNumber};
 
 use super::keyed_hash::{Digest, KeyedHash};
 
+/// The limits by the names refusals, metrics and the RateLimit fields give them.
+pub const PER_USER: &str = "bind_per_user";
+pub const PER_PHONE: &str = "bind_per_phone";
+pub const PER_CLIENT: &str = "bind_per_client";
+pub const VERIFY_ATTEMPTS: &str = "verify_attempts";
+
 /// A breaker block never lasts longer than this, however often it trips.
 pub const MAX_BLOCK: Duration = Duration::from_secs(24 * 3600);
 
