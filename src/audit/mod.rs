@@ -129,7 +129,7 @@ impl Audit {
                 next_seq: 0,
             }),
             writing: tokio::sync::Mutex::new(()),
-            capacity: capacity.max(1),
+            capacity,
             wake: Notify::new(),
             retention,
             metrics,
@@ -163,7 +163,7 @@ impl Audit {
     }
 
     /// Writes the oldest batch; answers how many events it wrote.
-    async fn write_batch(&self) -> Result<usize, store::AuditError> {
+    async fn write_batch(&self) -> Result<usize, crate::identity::StoreError> {
         let _writing = self.writing.lock().await;
         let batch: Vec<(u64, Event)> = self.lock().events.iter().take(BATCH).cloned().collect();
         let Some((last, _)) = batch.last() else {
@@ -240,7 +240,7 @@ impl Audit {
         &self,
         subject: &Subject,
         limit: u32,
-    ) -> Result<Vec<StoredEvent>, store::AuditError> {
+    ) -> Result<Vec<StoredEvent>, crate::identity::StoreError> {
         self.store.history(subject, limit).await
     }
 }

@@ -6,30 +6,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 use sqlx::AnyPool;
 
-use crate::identity::LinkStore;
+use crate::identity::{LinkStore, StoreError, bounded};
 use crate::ids::Subject;
 
 use super::{Event, unix_millis};
-
-/// The client's own bound on one audit statement.
-const CALL_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("database error")]
-    Database(#[from] sqlx::Error),
-    #[error("database did not answer in time")]
-    Timeout,
-}
-
-async fn bounded<T>(
-    call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, AuditError> {
-    match tokio::time::timeout(CALL_TIMEOUT, call).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(AuditError::Timeout),
-    }
-}
 
 /// One event as read back (CONTRACT.md §3 `…/events`).
 #[derive(Debug, Clone, Serialize)]
@@ -66,7 +46,7 @@ impl AuditStore {
     }
 
     /// Writes `events` all or nothing.
-    pub(super) async fn insert(&self, events: &[(u64, Event)]) -> Result<(), AuditError> {
+    pub(super) async fn insert(&self, events: &[(u64, Event)]) -> Result<(), StoreError> {
         let write = async {
             let mut tx = self.pool.begin().await?;
             for (seq, event) in events {
@@ -98,7 +78,7 @@ impl AuditStore {
         &self,
         subject: &Subject,
         limit: u32,
-    ) -> Result<Vec<StoredEvent>, AuditError> {
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let query = sqlx::query_as::<_, Row>(
             "SELECT at_ms, action, outcome, phone_number, country, client_address, request_id \
              FROM audit_events WHERE subject = $1 ORDER BY at_ms DESC, seq DESC LIMIT $2",
@@ -127,7 +107,7 @@ impl AuditStore {
     }
 
     /// Deletes events older than `before_ms`; answers how many.
-    pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, AuditError> {
+    pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let query = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
             .bind(before_ms)
             .execute(&self.pool);

@@ -13,7 +13,7 @@ use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
 
 pub use cache::LinkCache;
-pub use store::{LinkStore, StoreError};
+pub use store::{LinkStore, StoreError, bounded};
 
 /// How long a mapping may be served from memory (CONTRACT.md §3).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);

@@ -19,7 +19,8 @@ const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
 /// statement_timeout needs a server that still runs).
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn bounded<T>(
+/// `call` within the client's own bound (for every statement on this pool).
+pub async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
