@@ -37,6 +37,76 @@ enum Bucket {
     Prefix(Digest),
 }
 
+/// The quotas' arrival times, a table per kind of key so that each entry is two words: a
+/// user id or the first 8 bytes of a keyed hash, and nanoseconds on this process's clock.
+/// At a million users that is what keeps the limiter small; two numbers sharing 8 bytes
+/// of a keyed hash (odds about 1 in 3 * 10^7 at a million numbers) would share a quota.
+#[derive(Default)]
+struct Tats {
+    users: HashMap<i64, u64>,
+    phones: HashMap<u64, u64>,
+    clients: HashMap<u64, u64>,
+    prefixes: HashMap<u64, u64>,
+    countries: HashMap<Country, u64>,
+    global: Option<u64>,
+}
+
+fn short(digest: &Digest) -> u64 {
+    let mut head = [0; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_le_bytes(head)
+}
+
+fn nanos(at: Duration) -> u64 {
+    u64::try_from(at.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Tats {
+    fn get(&self, bucket: &Bucket) -> Option<Duration> {
+        let nanos = match bucket {
+            Bucket::User(user) => self.users.get(user),
+            Bucket::Phone(digest) => self.phones.get(&short(digest)),
+            Bucket::Client(digest) => self.clients.get(&short(digest)),
+            Bucket::Prefix(digest) => self.prefixes.get(&short(digest)),
+            Bucket::Country(country) => self.countries.get(country),
+            Bucket::Global => self.global.as_ref(),
+        };
+        nanos.copied().map(Duration::from_nanos)
+    }
+
+    fn insert(&mut self, bucket: Bucket, tat: Duration) {
+        let tat = nanos(tat);
+        match bucket {
+            Bucket::User(user) => _ = self.users.insert(user, tat),
+            Bucket::Phone(digest) => _ = self.phones.insert(short(&digest), tat),
+            Bucket::Client(digest) => _ = self.clients.insert(short(&digest), tat),
+            Bucket::Prefix(digest) => _ = self.prefixes.insert(short(&digest), tat),
+            Bucket::Country(country) => _ = self.countries.insert(country, tat),
+            Bucket::Global => self.global = Some(tat),
+        }
+    }
+
+    /// Forgets every quota that is full again at `now`.
+    fn evict_full(&mut self, now: Duration) {
+        let now = nanos(now);
+        keep_pending(&mut self.users, now);
+        keep_pending(&mut self.phones, now);
+        keep_pending(&mut self.clients, now);
+        keep_pending(&mut self.prefixes, now);
+        keep_pending(&mut self.countries, now);
+        self.global = self.global.filter(|tat| *tat > now);
+    }
+
+    fn len(&self) -> usize {
+        self.users.len()
+            + self.phones.len()
+            + self.clients.len()
+            + self.prefixes.len()
+            + self.countries.len()
+            + usize::from(self.global.is_some())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ScopeKey {
     Country(Country),
@@ -56,7 +126,7 @@ struct ScopeState {
 
 #[derive(Default)]
 struct State {
-    tats: HashMap<Bucket, Duration>,
+    tats: Tats,
     scopes: HashMap<ScopeKey, ScopeState>,
     safe: BTreeSet<String>,
     attempts: HashMap<AttemptKey, AttemptCount>,
@@ -124,7 +194,7 @@ impl MemoryLimits {
 
     /// The arrival time of `user`'s quota, if it has one.
     pub fn user_tat(&self, user: i64) -> Option<Duration> {
-        self.lock().tats.get(&Bucket::User(user)).copied()
+        self.lock().tats.get(&Bucket::User(user))
     }
 
     /// Active breaker blocks, as of `now`.
@@ -267,8 +337,7 @@ impl MemoryLimits {
         let now = self.now();
         let instant = Instant::now();
         let mut state = self.lock();
-        state.tats.retain(|_, tat| *tat > now);
-        shrink_if_sparse(&mut state.tats);
+        state.tats.evict_full(now);
         state.scopes.retain(|_, scope| !scope.idle(now, window));
         shrink_if_sparse(&mut state.scopes);
         state.attempts.retain(|_, entry| entry.forget_at > instant);
@@ -282,6 +351,12 @@ impl MemoryLimits {
         let state = self.lock();
         state.tats.len() + state.scopes.len()
     }
+}
+
+/// Keeps the arrival times still after `now`.
+fn keep_pending<K: std::hash::Hash + Eq>(table: &mut HashMap<K, u64>, now: u64) {
+    table.retain(|_, tat| *tat > now);
+    shrink_if_sparse(table);
 }
 
 /// Gives memory back only when a table is mostly empty. Under a steady load each pass
@@ -327,7 +402,7 @@ impl State {
             client.map(|(digest, quota)| (Bucket::Client(digest), quota, PER_CLIENT)),
         ];
         for (bucket, quota, limit) in quotas.into_iter().flatten() {
-            match gcra::step(self.tats.get(&bucket).copied(), now, &quota) {
+            match gcra::step(self.tats.get(&bucket), now, &quota) {
                 Ok(tat) => takes.push((bucket, tat)),
                 Err(retry_after) => {
                     decision.refusal = Some(Refusal::Quota { limit, retry_after });
@@ -356,7 +431,7 @@ impl State {
                     Budget::Country => Bucket::Country(facts.country),
                     Budget::Prefix => Bucket::Prefix(facts.prefix_digest),
                 };
-                match gcra::step(self.tats.get(&bucket).copied(), now, &quota) {
+                match gcra::step(self.tats.get(&bucket), now, &quota) {
                     Ok(tat) => takes.push((bucket, tat)),
                     Err(_) if mode == RuleMode::Shadow => decision.shadowed.push(budget.rule()),
                     Err(retry_after) => {
@@ -369,7 +444,9 @@ impl State {
                 }
             }
         }
-        self.tats.extend(takes);
+        for (bucket, tat) in takes {
+            self.tats.insert(bucket, tat);
+        }
         if counting {
             for key in scope_keys(facts) {
                 // A scope the breaker could not hold (the table is full) goes uncounted.
