@@ -60,6 +60,7 @@ pub struct Application {
     public_addr: SocketAddr,
     admin_addr: SocketAddr,
     public: Server,
+    workers: usize,
     admin: Server,
     shutting_down: Arc<AtomicBool>,
     chores: Vec<actix_web::rt::task::JoinHandle<()>>,
@@ -167,6 +168,9 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     ));
     let trusted_proxies =
         web::Data::new(TrustedProxies::new(settings.server.trusted_proxies.clone()));
+    // One worker per CPU this process may use: its affinity mask and, in a container, its
+    // cgroup CPU quota (a pod limited to 2 CPUs runs 2 workers on a 64-core node).
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let public = HttpServer::new(move || {
         App::new()
             .app_data(public_state.clone())
@@ -181,6 +185,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(from_fn(request_id::assign))
     })
+    .workers(workers)
     .client_request_timeout(request_timeout)
     .listen(listeners.public)?
     .shutdown_timeout(grace.as_secs())
@@ -216,6 +221,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         public_addr,
         admin_addr,
         public,
+        workers,
         admin,
         shutting_down,
         chores,
@@ -230,6 +236,11 @@ impl Application {
 
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// How many threads serve the public listener.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Serves until `stop` resolves, then shuts down gracefully (CONTRACT.md §3): `/readyz`

@@ -1,5 +1,10 @@
 //! Logs (CONTRACT.md §7) and traces (§10).
 //!
+//! Log lines are formatted on the thread that logs and written to stdout by a thread of
+//! their own, in batches, so no request waits for a write. The queue between them holds
+//! 128 000 lines; past it a logging thread waits rather than dropping a line, and
+//! [`Telemetry::shutdown`] (or dropping [`Telemetry`]) writes every queued line.
+//!
 //! Logs: one JSON object a line with `timestamp`, `level`, `message`, the event's fields,
 //! and the fields of the spans it happened in (so `request_id` and `trace_id` are on every
 //! line of a request); or human-readable lines with `log.format = pretty`. Phone numbers
@@ -12,7 +17,9 @@
 //! nothing. Only spans are exported, never log events, so no attribute holds more than the
 //! span's own fields (route, status, endpoint, request id).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::io::BufWriter;
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
@@ -20,9 +27,11 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Span, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
@@ -37,16 +46,24 @@ use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Spans waiting for export at most; more are dropped.
 const MAX_QUEUED_SPANS: usize = 4096;
+/// A library whose log lines would hold what must never be logged.
+const NEVER_LOGGED: &str = "rlibphonenumber=off";
 /// The crate's own spans: nothing of a dependency is exported.
 const OUR_TARGET: &str = "autoshares_bff";
 
-/// The tracer provider, to flush at exit.
+/// How much of the log a batch write gathers before it goes to stdout.
+const LOG_BATCH_BYTES: usize = 64 * 1024;
+
+/// The tracer provider and the log writer, to flush at exit.
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    /// Dropping it writes the queued log lines and stops the log thread.
+    _lines: WorkerGuard,
 }
 
 impl Telemetry {
-    /// Exports what is queued (bounded by the export timeout) and stops the exporter.
+    /// Exports what is queued (bounded by the export timeout) and stops the exporter, then
+    /// writes the last log lines.
     pub fn shutdown(self) {
         if let Err(error) = self.provider.shutdown() {
             tracing::warn!(%error, "spans could not all be exported at shutdown");
@@ -59,12 +76,22 @@ impl Telemetry {
 pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry {
     let provider = tracer_provider(traces);
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // The phone number library traces the numbers it parses: never log it, at any level.
+    let filter = filter.add_directive(NEVER_LOGGED.parse().expect("a valid directive"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
     let lines = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .fmt_fields(JsonFields::new())
             .event_format(JsonLines)
+            .with_writer(writer)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_target(false).boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(writer)
+            .boxed(),
     };
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("autoshares-bff"))
@@ -79,7 +106,10 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     }
     // A subscriber is already set when tests start several apps in one process.
-    Telemetry { provider }
+    Telemetry {
+        provider,
+        _lines: guard,
+    }
 }
 
 fn tracer_provider(traces: Option<&TelemetrySettings>) -> SdkTracerProvider {
@@ -182,58 +212,70 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            humantime::format_rfc3339_millis(SystemTime::now())
-                .to_string()
-                .into(),
-        );
-        line.insert("level".into(), event.metadata().level().as_str().into());
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                let extensions = span.extensions();
-                let Some(fields) = extensions.get::<FormattedFields<N>>() else {
-                    continue;
-                };
-                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields) {
-                    // `otel.*` fields steer the exported span; they are not log content.
-                    line.extend(map.into_iter().filter(|(key, _)| !key.starts_with("otel.")));
-                }
+        // Span fields are kept as the JSON text their layer wrote: each line borrows them
+        // instead of parsing them into values again.
+        let spans: Vec<_> = ctx
+            .event_scope()
+            .map(|scope| scope.from_root().collect())
+            .unwrap_or_default();
+        let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
+        let mut line: BTreeMap<&str, Entry<'_>> = BTreeMap::new();
+        for extension in &extensions {
+            let Some(fields) = extension.get::<FormattedFields<N>>() else {
+                continue;
+            };
+            if let Ok(map) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(fields) {
+                // `otel.*` fields steer the exported span; they are not log content.
+                let content = map.into_iter().filter(|(key, _)| !key.starts_with("otel."));
+                line.extend(content.map(|(key, value)| (key, Entry::Raw(value))));
             }
         }
-        event.record(&mut JsonVisitor(&mut line));
-        line.entry("message").or_insert_with(|| "".into());
-        line.insert("target".into(), event.metadata().target().into());
-        writeln!(writer, "{}", Value::Object(line))
+        let mut event_fields = BTreeMap::new();
+        event.record(&mut JsonVisitor(&mut event_fields));
+        line.extend(event_fields.into_iter().map(|(k, v)| (k, Entry::Value(v))));
+        line.entry("message").or_insert(Entry::Value("".into()));
+        let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        line.insert("timestamp", Entry::Value(timestamp.into()));
+        let level = event.metadata().level().as_str();
+        line.insert("level", Entry::Value(level.into()));
+        line.insert("target", Entry::Value(event.metadata().target().into()));
+        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{text}")
     }
 }
 
-struct JsonVisitor<'a>(&'a mut Map<String, Value>);
+/// A field of a log line: as its span's layer wrote it, or recorded from the event.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Entry<'a> {
+    Raw(&'a RawValue),
+    Value(Value),
+}
+
+struct JsonVisitor<'a>(&'a mut BTreeMap<&'static str, Value>);
 
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(field.name(), value.into());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(field.name(), value.into());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(field.name(), value.into());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(field.name(), value.into());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(field.name(), value.into());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.0.insert(field.name(), format!("{value:?}").into());
     }
 }

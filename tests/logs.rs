@@ -13,6 +13,7 @@ use common::tls::TlsFront;
 use common::{ServeProcess, call, hs256_jwt, unix_now};
 
 use autoshares_bff::sandbox::{self, SandboxConfig};
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 
 const HS256_SECRET: &str = "log-test-signing-secret-93ab-0123456789";
@@ -29,7 +30,19 @@ fn jwt(subject: &str, exp_offset: i64) -> String {
 }
 
 /// `serve` against `upstream` with JSON logs at every level; `extra` is applied last.
-fn start_serve(upstream: &str, extra: &[(&str, String)]) -> (ServeProcess, tempfile::TempDir) {
+fn start_serve(
+    upstream: &str,
+    extra: &[(&'static str, String)],
+) -> (ServeProcess, tempfile::TempDir) {
+    let (env, dir) = serve_env(upstream, extra);
+    (ServeProcess::start(&env), dir)
+}
+
+/// What `start_serve` runs with, and the directory of its database.
+fn serve_env(
+    upstream: &str,
+    extra: &[(&'static str, String)],
+) -> (Vec<(&'static str, String)>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/logs.db", dir.path().display());
     let mut env = vec![
@@ -47,7 +60,7 @@ fn start_serve(upstream: &str, extra: &[(&str, String)]) -> (ServeProcess, tempf
         ("RUST_LOG", "trace".to_owned()),
     ];
     env.extend(extra.iter().cloned());
-    (ServeProcess::start(&env), dir)
+    (env, dir)
 }
 
 /// Whether `needle` stands in `text` on its own, not inside a longer run of letters/digits.
@@ -307,4 +320,75 @@ async fn a_refused_login_is_one_error_line_with_status_and_state() {
     assert_eq!(line["state"], "Failed");
     assert!(line["request_id"].is_string());
     assert!(!finished.stdout.contains("a-wrong-password-77"));
+}
+
+/// The JSON lines of `stdout` whose message is `message`.
+fn lines_with_message<'a>(stdout: &'a str, message: &'a str) -> impl Iterator<Item = Value> + 'a {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(move |entry| entry["message"] == message)
+}
+
+/// The log is written by a thread of its own: a burst answered just before SIGTERM still
+/// has every closing line, and the last line of all is `stopped`.
+#[actix_web::test]
+async fn every_line_of_a_burst_is_written_before_exit() {
+    let (server, _dir) = start_serve("http://127.0.0.1:9/api", &[]);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish();
+    server.wait_ready(&client).await;
+    let url = format!("{}/v1/me/phone-number", server.public);
+    let statuses: Vec<u16> = futures_util::stream::iter(0..300)
+        .map(|_| async { client.get(&url).send().await.unwrap().status().as_u16() })
+        .buffer_unordered(20)
+        .collect()
+        .await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+
+    server.terminate();
+    let finished = server.finish();
+    assert!(finished.success, "{}", finished.stderr);
+    let closing = finished
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["route"] == "/v1/me/phone-number" && entry["status"] == 401)
+        .count();
+    assert_eq!(closing, 300, "one closing line per request");
+    let last = finished.stdout.lines().last().unwrap_or_default();
+    assert_eq!(
+        serde_json::from_str::<Value>(last).unwrap()["message"],
+        "stopped"
+    );
+}
+
+/// The public listener runs one worker per CPU the process may use, which `serving` says.
+#[actix_web::test]
+async fn the_worker_count_follows_the_cpus_the_process_may_use() {
+    let client = awc::Client::default();
+    let workers = |stdout: &str| {
+        let serving: Vec<Value> = lines_with_message(stdout, "serving").collect();
+        assert_eq!(serving.len(), 1, "{stdout}");
+        serving[0]["workers"].as_u64().unwrap()
+    };
+    let (env, _dir) = serve_env("http://127.0.0.1:9/api", &[("RUST_LOG", "info".to_owned())]);
+    for (server, expected, what) in [
+        (
+            ServeProcess::start(&env),
+            std::thread::available_parallelism().unwrap().get() as u64,
+            "as many workers as CPUs",
+        ),
+        (
+            ServeProcess::start_on_cpus("0", &env),
+            1,
+            "one CPU, one worker",
+        ),
+    ] {
+        server.wait_ready(&client).await;
+        server.terminate();
+        let finished = server.finish();
+        assert_eq!(workers(&finished.stdout), expected, "{what}");
+    }
 }

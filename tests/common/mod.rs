@@ -50,9 +50,19 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
 
 impl ServeProcess {
     pub fn start(env: &[(&str, String)]) -> Self {
+        Self::spawn(Command::new(BIN), env)
+    }
+
+    /// `serve` allowed to run on the CPUs `cpus` only (`taskset -c`, e.g. `0`).
+    pub fn start_on_cpus(cpus: &str, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new("taskset");
+        command.args(["-c", cpus, BIN]);
+        Self::spawn(command, env)
+    }
+
+    fn spawn(mut command: Command, env: &[(&str, String)]) -> Self {
         let public_port = free_port();
         let admin_port = free_port();
-        let mut command = Command::new(BIN);
         for (key, _) in std::env::vars() {
             if key.starts_with("BFF") || key == "RUST_LOG" {
                 command.env_remove(key);
