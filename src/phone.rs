@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use phonenumber::{Mode, Type};
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType};
 
 use crate::config::PhoneSettings;
 
@@ -52,11 +52,11 @@ pub struct Country([u8; 2]);
 impl Country {
     const UNKNOWN: Self = Self(*b"ZZ");
 
-    fn of(parsed: &phonenumber::PhoneNumber) -> Self {
+    /// The number's region; `ZZ` also for the non-geographic codes (`001`).
+    fn of(parsed: &rlibphonenumber::PhoneNumber) -> Self {
         parsed
-            .country()
-            .id()
-            .and_then(|id| id.as_ref().as_bytes().try_into().ok())
+            .get_region_code()
+            .and_then(|region| region.as_region_str().as_bytes().try_into().ok())
             .map_or(Self::UNKNOWN, Self)
     }
 
@@ -93,14 +93,15 @@ impl PhoneNumber {
         if digits.len() > 15 {
             return Err(PhoneError::Invalid);
         }
-        let parsed = phonenumber::parse(None, &compact).map_err(|_| PhoneError::Invalid)?;
-        if !phonenumber::is_valid(&parsed) {
+        let parsed = PHONE_NUMBER_UTIL
+            .parse(&compact, None)
+            .map_err(|_| PhoneError::Invalid)?;
+        if !parsed.is_valid() {
             return Err(PhoneError::Invalid);
         }
-        let database = &*phonenumber::metadata::DATABASE;
         if !matches!(
-            parsed.number_type(database),
-            Type::Mobile | Type::FixedLineOrMobile
+            parsed.get_type(),
+            PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile
         ) {
             return Err(PhoneError::NotSmsCapable);
         }
@@ -111,7 +112,7 @@ impl PhoneNumber {
             return Err(PhoneError::CountryNotAllowed);
         }
         Ok(Self {
-            e164: parsed.format().mode(Mode::E164).to_string(),
+            e164: parsed.format_as(PhoneNumberFormat::E164).into_owned(),
             country,
         })
     }
@@ -119,7 +120,8 @@ impl PhoneNumber {
     /// Accepts a number that is already E.164 (from a sealed token) as is; only its
     /// country is looked up again.
     pub fn from_trusted_e164(e164: String) -> Self {
-        let country = phonenumber::parse(None, &e164)
+        let country = PHONE_NUMBER_UTIL
+            .parse(&e164, None)
             .map(|parsed| Country::of(&parsed))
             .unwrap_or(Country::UNKNOWN);
         Self { e164, country }

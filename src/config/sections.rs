@@ -305,12 +305,13 @@ impl PhoneSettings {
             .iter()
             .map(|item| {
                 let code = item.to_ascii_uppercase();
-                match code.parse::<phonenumber::country::Id>() {
-                    Ok(_) => Ok(code),
-                    Err(_) => Err(ConfigError::key(
+                if is_region(&code) {
+                    Ok(code)
+                } else {
+                    Err(ConfigError::key(
                         KEY,
                         &format!("has an unknown country code `{item}`"),
-                    )),
+                    ))
                 }
             })
             .collect::<Result<_, _>>()?;
@@ -548,7 +549,7 @@ impl AbuseSettings {
             .into_iter()
             .map(|(country, quota)| {
                 let code = country.trim().to_ascii_uppercase();
-                if code != "*" && code.parse::<phonenumber::country::Id>().is_err() {
+                if code != "*" && !is_region(&code) {
                     return Err(ConfigError::key(
                         COUNTRIES,
                         &format!("has an unknown country code `{country}`"),
@@ -597,6 +598,17 @@ impl AbuseSettings {
 }
 
 /// `+` and 1 to 15 digits: an E.164 number or a prefix of one.
+/// An ISO 3166 alpha-2 region libphonenumber has numbering rules for (`US`, `ES`), upper
+/// case.
+fn is_region(code: &str) -> bool {
+    code.len() == 2
+        && code.parse::<rlibphonenumber::Region>().is_ok_and(|region| {
+            rlibphonenumber::PHONE_NUMBER_UTIL
+                .get_country_code_for_region(region)
+                .is_some()
+        })
+}
+
 pub fn is_e164_prefix(text: &str) -> bool {
     text.strip_prefix('+')
         .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
