@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use autoshares_bff::{cli::Cli, commands};
 use clap::Parser;
 
+/// mimalloc rather than glibc's malloc: the request path makes many small allocations on
+/// several threads, which glibc serves slower and spreads over an arena per thread.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = actix_web::rt::System::new().block_on(commands::run(cli));
