@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 # Throughput and latency of autoshares-bff next to a plain nginx reverse proxy, both in
 # front of the same stub AutoShares (nginx answering canned documented bodies), on this
-# machine, in one run. Prints each side and the ratio bff / nginx.
+# machine, in one run. For each scenario it prints req/s, p50/p99 and errors of both
+# sides, the ratio bff / nginx, the CPU time each side spent per request (us: user and
+# system time of the service, or of nginx's workers, over the requests served), and the
+# service's peak RSS during the scenario.
 #
-#   benches/http.sh [seconds per run, default 10] [connections, default 32]
+#   benches/http.sh [seconds per run, default 10]
+#
+# The callers are BENCH_USERS distinct users (default 1000), each with a JWT of its own and
+# a link in the database; binds carry BENCH_NUMBERS distinct numbers (default 1200) of six
+# countries in mixed written forms. wrk picks a user and a number at random per request.
+# BENCH_LINKS (default BENCH_USERS) links are in the database, of which BENCH_USERS call.
+#
+#   BENCH_SCENARIOS="bind:32 bind:512:busy" benches/http.sh   # a subset; the default is
+#       read:32 bind:32 read:512 bind:512 bind:512:busy (`busy`: a busy loop on every core
+#       beside the load, as on a pod at its CPU limit; the service's own view of the
+#       failures is printed after the table)
+#   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bff_bench benches/http.sh
+#       # links in PostgreSQL instead of a fresh SQLite file; a database of its own, as its
+#       # links are deleted first
 #   BENCH_LOG_LEVEL=warn benches/http.sh   # without the per-request log lines
-#   BENCH_PROFILE=bind benches/http.sh      # also a CPU profile of the service during that
-#                                           # scenario (perf; top entries printed at the end)
+#   BENCH_PROFILE=bind:32 benches/http.sh   # also a CPU profile of the service during that
+#       scenario (perf; its top entries are printed at the end)
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk). Everything listens on
 # 127.0.0.1 only and stops when the script ends.
@@ -14,9 +30,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION="${1:-10}"
-CONNECTIONS="${2:-32}"
+USERS="${BENCH_USERS:-1000}"
+NUMBERS="${BENCH_NUMBERS:-1200}"
+SCENARIOS="${BENCH_SCENARIOS:-read:32 bind:32 read:512 bind:512 bind:512:busy}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/autoshares-bff/target}"
-for tool in nginx wrk; do
+for tool in nginx wrk python3; do
   command -v "$tool" >/dev/null || { echo "benches/http.sh needs $tool (apt-get install nginx-light wrk)" >&2; exit 2; }
 done
 
@@ -26,9 +44,22 @@ WORK="$(mktemp -d)"
 STUB=18181 PROXY=18182 BFF=18183 ADMIN=18184
 PHONE_PATH=/api/v1.0/users/1001/subscriptions/settings/phonenumber
 
+BUSY_PIDS=()
+start_busy() {
+  for _ in $(seq 1 "$(nproc)"); do
+    (while :; do :; done) &
+    BUSY_PIDS+=($!)
+  done
+}
+stop_busy() {
+  [ "${#BUSY_PIDS[@]}" -gt 0 ] && kill "${BUSY_PIDS[@]}" 2>/dev/null || true
+  BUSY_PIDS=()
+}
+
 cleanup() {
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   [ -n "${BFF_PID:-}" ] && kill "$BFF_PID" 2>/dev/null || true
+  stop_busy
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
@@ -78,59 +109,131 @@ export BFF__UPSTREAM__USERNAME=bench BFF__UPSTREAM__PASSWORD=bench-password
 export BFF__AUTH__ISSUER=bench-issuer BFF__AUTH__AUDIENCE=autoshares-bff
 export BFF__AUTH__HS256_SECRET="$(head -c 32 /dev/urandom | base64)"
 export BFF__VERIFICATION__TOKEN_SECRET="$(head -c 32 /dev/urandom | base64)"
-export BFF__DATABASE__URL="sqlite://$WORK/bench.db"
+export BFF__DATABASE__URL="${BENCH_DATABASE_URL:-sqlite://$WORK/bench.db}"
+# Every limit is on and evaluated on every bind, but set out of the bench's way.
 export BFF__RATE_LIMIT__BIND_PER_USER=1000000/second BFF__RATE_LIMIT__BIND_PER_PHONE=1000000/second
-export BFF__RATE_LIMIT__BIND_PER_CLIENT=off
-# The abuse rules stay on, evaluated on every bind, but never refuse the bench's traffic.
+export BFF__RATE_LIMIT__BIND_PER_CLIENT=1000000000/second
 export BFF__ABUSE__PREFIX_BUDGET=1000000000/second
 export BFF__ABUSE__CONVERSION__MIN_SENDS_COUNTRY=4000000000 BFF__ABUSE__CONVERSION__MIN_SENDS_PREFIX=4000000000
 export BFF__LOG__FORMAT=json BFF__LOG__LEVEL="${BENCH_LOG_LEVEL:-info}"
-"$BIN" users link bench-user 1001 >/dev/null
-JWT="$("$BIN" token mint --sub bench-user --ttl 1h)"
+# The allocator's settings of the container image (Dockerfile).
+eval "$(sed -n 's/^ENV \(MIMALLOC_.*\)/export \1/p' Dockerfile)"
+
+python3 benches/http_inputs.py "$WORK" "$USERS" "$NUMBERS" "${BENCH_LINKS:-$USERS}"
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+  "$BIN" migrate >/dev/null
+  command -v psql >/dev/null && psql -q "$BENCH_DATABASE_URL" -c 'DELETE FROM user_links' >/dev/null
+fi
+"$BIN" users import "$WORK/links.csv" >/dev/null
 "$BIN" serve > "$WORK/bff.log" 2>&1 &
 BFF_PID=$!
 for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
 
-cat > "$WORK/bind.lua" <<'LUA'
-wrk.method = "PUT"
-wrk.body = '{"phoneNumber": "+1 (310) 890-4569"}'
-wrk.headers["Content-Type"] = "application/json"
+# One request per call: a random user's JWT and, for bind, a random number.
+cat > "$WORK/load.lua" <<'LUA'
+local tokens, bodies, method = {}, {}, "GET"
+function init(args)
+  method = args[1]
+  for line in io.lines(args[2]) do tokens[#tokens + 1] = "Bearer " .. line end
+  for line in io.lines(args[3]) do bodies[#bodies + 1] = line end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+end
+function request()
+  local headers = { Authorization = tokens[math.random(#tokens)] }
+  if method == "PUT" then
+    headers["Content-Type"] = "application/json"
+    return wrk.format("PUT", nil, headers, bodies[math.random(#bodies)])
+  end
+  return wrk.format("GET", nil, headers)
+end
 LUA
 
-# Runs wrk and prints "requests_per_second p50_ms p99_ms".
+# Runs wrk and prints "requests_per_second p50_ms p99_ms errors requests", where errors are
+# non-2xx answers plus connect, read, write and timeout errors.
 measure() {
-  local url="$1" script="${2:-}"
-  local args=(-t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -H "Authorization: Bearer $JWT")
-  [ -n "$script" ] && args+=(-s "$script")
-  wrk "${args[@]}" "$url" | awk '
+  local url="$1" method="$2" connections="$3"
+  wrk -t2 -c"$connections" -d"${DURATION}s" --timeout 10s --latency -s "$WORK/load.lua" "$url" \
+    -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt" | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
-    /^Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { bad = $NF }
-    END { if (bad > 0) { print "non-2xx answers: " bad > "/dev/stderr"; exit 1 } printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
+    /^Requests\/sec/ { rps = $2 } / requests in / { total = $1 }
+    /Non-2xx/ { bad += $NF }
+    /Socket errors/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+    END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, total }'
 }
 
-# Warm both sides (connections, the service token, the link cache).
-curl -fs -o /dev/null -H "Authorization: Bearer $JWT" "http://127.0.0.1:$BFF/v1/me/phone-number"
+# CPU time (user + system, in clock ticks) the processes have used so far: the service, or
+# nginx's workers. Divided by the requests served, it is a cost that other load on the
+# machine changes far less than req/s.
+cpu_ticks() { for pid in "$@"; do awk '{ print $14 + $15 }' "/proc/$pid/stat"; done | awk '{ t += $1 } END { print t }'; }
+nginx_workers() { pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' '; }
+per_request_us() {
+  awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t / hz * 1e6 / n : 0) }'
+}
+
+# The service's peak RSS since the last reset, in MiB.
+peak_rss() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$BFF_PID/status"; }
+reset_peak_rss() { echo 5 > "/proc/$BFF_PID/clear_refs"; }
+
+# The service's counters for the phone-number route and the AutoShares calls, one
+# "series value" a line, to tell how a scenario's requests failed.
+counters() {
+  curl -fs "http://127.0.0.1:$ADMIN/metrics" |
+    awk '/^bff_(http_requests_total\{.*phone-number|upstream_requests_total)/ { print $1, $2 }'
+}
+failures() {
+  join -a 2 -e 0 -o '0,1.2,2.2' <(sort "$1") <(sort "$2") |
+    awk '$3 - $2 > 0 && $1 !~ /status="200"/ { printf "  %s +%d\n", $1, $3 - $2 }'
+}
+
+# Warm both sides (connections, the service token, the link cache of one user).
+TOKEN="$(head -n 1 "$WORK/tokens.txt")"
+curl -fs -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$BFF/v1/me/phone-number"
 curl -fs -o /dev/null "http://127.0.0.1:$PROXY/"
 
-echo "wrk: 2 threads, $CONNECTIONS connections, ${DURATION}s per run; $(nproc) cores shared by wrk, nginx and the service"
-printf '%-12s %12s %12s %8s %18s %18s\n' scenario "nginx req/s" "bff req/s" ratio "nginx p50/p99 ms" "bff p50/p99 ms"
-for scenario in read bind; do
-  if [ "$scenario" = read ]; then script=""; else script="$WORK/bind.lua"; fi
-  read -r n_rps n_p50 n_p99 < <(measure "http://127.0.0.1:$PROXY/" "$script")
+echo "wrk: 2 threads, ${DURATION}s per run, $USERS users, $NUMBERS numbers;" \
+  "$(nproc) cores shared by wrk, nginx and the service; log.level ${BFF__LOG__LEVEL}"
+printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' scenario "nginx r/s" "bff r/s" ratio \
+  "nginx p50/p99" "bff p50/p99" "nginx er" "bff er" "nginx us" "bff us" "bff MiB"
+REPORT="$WORK/report.txt"
+: > "$REPORT"
+for scenario in $SCENARIOS; do
+  IFS=: read -r kind connections busy <<<"$scenario"
+  if [ "$kind" = read ]; then method=GET; else method=PUT; fi
+  [ -n "$busy" ] && start_busy
+  workers="$(nginx_workers)"
+  n_cpu="$(cpu_ticks $workers)"
+  read -r n_rps n_p50 n_p99 n_err n_total < <(measure "http://127.0.0.1:$PROXY/" "$method" "$connections")
+  n_us="$(per_request_us "$(($(cpu_ticks $workers) - n_cpu))" "$n_total")"
   if [ "${BENCH_PROFILE:-}" = "$scenario" ]; then
     perf record -q -F 499 -g -o "$WORK/perf.data" -p "$BFF_PID" -- sleep "$DURATION" 2>/dev/null &
     PERF_PID=$!
   fi
-  read -r b_rps b_p50 b_p99 < <(measure "http://127.0.0.1:$BFF/v1/me/phone-number" "$script")
+  counters > "$WORK/before.txt"
+  reset_peak_rss
+  b_cpu="$(cpu_ticks "$BFF_PID")"
+  read -r b_rps b_p50 b_p99 b_err b_total < <(measure "http://127.0.0.1:$BFF/v1/me/phone-number" "$method" "$connections")
+  b_us="$(per_request_us "$(($(cpu_ticks "$BFF_PID") - b_cpu))" "$b_total")"
+  rss="$(peak_rss)"
+  counters > "$WORK/after.txt"
+  stop_busy
   [ -n "${PERF_PID:-}" ] && { wait "$PERF_PID" || true; unset PERF_PID; }
   ratio="$(awk -v b="$b_rps" -v n="$n_rps" 'BEGIN { printf "%.2f", b / n }')"
-  printf '%-12s %12s %12s %8s %18s %18s\n' "$scenario" "$n_rps" "$b_rps" "$ratio" "$n_p50/$n_p99" "$b_p50/$b_p99"
+  printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' "$scenario" "$n_rps" "$b_rps" "$ratio" \
+    "$n_p50/$n_p99" "$b_p50/$b_p99" "$n_err" "$b_err" "$n_us" "$b_us" "$rss"
+  { echo "$scenario: what the service counted besides 200s"
+    failures "$WORK/before.txt" "$WORK/after.txt" | grep . || echo "  nothing"; } >> "$REPORT"
 done
+echo
+cat "$REPORT"
 
 if [ -n "${BENCH_PROFILE:-}" ] && [ -f "$WORK/perf.data" ]; then
+  cp "$WORK/perf.data" "$CARGO_TARGET_DIR/bench-perf.data"
   echo
+  echo "CPU profile of the service during '$BENCH_PROFILE' (with callees, top 40 of the service's own"
+  echo "code; the whole profile stays in $CARGO_TARGET_DIR/bench-perf.data for perf report):"
+  perf report -i "$WORK/perf.data" --stdio --children -g none --sort symbol 2>/dev/null |
+    grep -E '^ +[0-9]' | grep -E 'autoshares_bff::' | sed 's/ *$//' | cut -c1-140 | head -40
   echo "CPU profile of the service during '$BENCH_PROFILE' (self time, top 40):"
   perf report -i "$WORK/perf.data" --stdio --no-children -g none --sort symbol 2>/dev/null |
     grep -E '^ +[0-9]' | sed 's/ *$//' | cut -c1-120 | head -40
