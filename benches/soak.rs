@@ -56,12 +56,26 @@ fn jwt(user: u64) -> String {
     mint_hs256(SECRET.as_bytes(), &claims).unwrap()
 }
 
+/// The allocator settings the container image runs with: the Dockerfile's `ENV MIMALLOC_…`.
+fn image_allocator_env() -> Vec<(String, String)> {
+    let dockerfile = include_str!("../Dockerfile");
+    dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("ENV "))
+        .flat_map(str::split_whitespace)
+        .filter(|pair| pair.starts_with("MIMALLOC_"))
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect()
+}
+
 fn serve(sandbox: &Sandbox, public: u16, admin: u16, dir: &std::path::Path) -> Child {
     let defaults = SandboxConfig::default();
     Command::new(env!("CARGO_BIN_EXE_autoshares-bff"))
         .arg("serve")
         .current_dir(dir)
         .env_clear()
+        .envs(image_allocator_env())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("BFF__SERVER__LISTEN", format!("127.0.0.1:{public}"))
         .env("BFF__SERVER__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
