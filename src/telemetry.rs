@@ -22,7 +22,7 @@ use std::fmt;
 use std::io::BufWriter;
 use std::time::{Duration, SystemTime};
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -193,9 +193,18 @@ pub fn rename(span: &Span, name: String) {
 
 /// The `traceparent` (and `tracestate`) naming `span`, for a call it makes.
 pub fn trace_headers(span: &Span) -> Vec<(String, String)> {
-    let mut headers = std::collections::HashMap::new();
+    let mut headers = Outgoing(Vec::with_capacity(2));
     TraceContextPropagator::new().inject_context(&span.context(), &mut headers);
-    headers.into_iter().collect()
+    headers.0
+}
+
+/// The headers the propagator writes for an outgoing call, as they will be sent.
+struct Outgoing(Vec<(String, String)>);
+
+impl Injector for Outgoing {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_owned(), value));
+    }
 }
 
 /// The JSON line format.
