@@ -303,10 +303,7 @@ async fn a_refused_login_is_one_error_line_with_status_and_state() {
     server.terminate();
     let finished = server.finish();
     sandbox.stop().await;
-    let logins: Vec<Value> = finished
-        .stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let logins: Vec<Value> = json_lines(&finished.stdout)
         .filter(|entry| {
             entry["message"]
                 .as_str()
@@ -322,12 +319,11 @@ async fn a_refused_login_is_one_error_line_with_status_and_state() {
     assert!(!finished.stdout.contains("a-wrong-password-77"));
 }
 
-/// The JSON lines of `stdout` whose message is `message`.
-fn lines_with_message<'a>(stdout: &'a str, message: &'a str) -> impl Iterator<Item = Value> + 'a {
+/// The lines of `stdout` that are JSON.
+fn json_lines(stdout: &str) -> impl Iterator<Item = Value> + '_ {
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(move |entry| entry["message"] == message)
 }
 
 /// The log is written by a thread of its own: a burst answered just before SIGTERM still
@@ -350,10 +346,7 @@ async fn every_line_of_a_burst_is_written_before_exit() {
     server.terminate();
     let finished = server.finish();
     assert!(finished.success, "{}", finished.stderr);
-    let closing = finished
-        .stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+    let closing = json_lines(&finished.stdout)
         .filter(|entry| entry["route"] == "/v1/me/phone-number" && entry["status"] == 401)
         .count();
     assert_eq!(closing, 300, "one closing line per request");
@@ -364,12 +357,15 @@ async fn every_line_of_a_burst_is_written_before_exit() {
     );
 }
 
-/// The public listener runs one worker per CPU the process may use, which `serving` says.
+/// The public listener runs one worker per CPU the process may use, which `serving` says;
+/// the admin listener has one more.
 #[actix_web::test]
 async fn the_worker_count_follows_the_cpus_the_process_may_use() {
     let client = awc::Client::default();
     let workers = |stdout: &str| {
-        let serving: Vec<Value> = lines_with_message(stdout, "serving").collect();
+        let serving: Vec<Value> = json_lines(stdout)
+            .filter(|entry| entry["message"] == "serving")
+            .collect();
         assert_eq!(serving.len(), 1, "{stdout}");
         serving[0]["workers"].as_u64().unwrap()
     };
@@ -387,8 +383,15 @@ async fn the_worker_count_follows_the_cpus_the_process_may_use() {
         ),
     ] {
         server.wait_ready(&client).await;
+        // actix names its worker threads `actix-rt|system:…|arbiter:…`.
+        let threads = server.threads_named("actix-rt|system");
         server.terminate();
         let finished = server.finish();
-        assert_eq!(workers(&finished.stdout), expected, "{what}");
+        assert_eq!(
+            workers(&finished.stdout),
+            expected,
+            "{what}: the serving line"
+        );
+        assert_eq!(threads as u64, expected + 1, "{what}: worker threads");
     }
 }

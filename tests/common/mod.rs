@@ -104,6 +104,16 @@ impl ServeProcess {
         panic!("serve never became ready");
     }
 
+    /// How many of the process's threads have a name starting with `prefix` (Linux keeps
+    /// the first 15 bytes of a name).
+    pub fn threads_named(&self, prefix: &str) -> usize {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with(prefix))
+            .count()
+    }
+
     pub fn terminate(&self) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
