@@ -234,6 +234,18 @@ mod tests {
                 PhoneError::NotSmsCapable,
                 "UK premium rate",
             ),
+            // Refused by libphonenumber's current rules; the crate used before accepted
+            // them as mobile numbers.
+            (
+                "+4743896577",
+                PhoneError::Invalid,
+                "a Norwegian range with no numbers",
+            ),
+            (
+                "+5538731886193",
+                PhoneError::Invalid,
+                "a Brazilian mobile not starting with 9",
+            ),
         ];
         for (input, expected, what) in cases {
             assert_eq!(
