@@ -7,30 +7,22 @@ mod common;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use common::{ServeProcess, claim_jwt, claim_serve_env};
+use actix_web::{HttpRequest, HttpResponse, web};
+use common::{ServeProcess, claim_jwt, claim_serve_env, spawn_routes};
 use serde_json::json;
 
 /// An AutoShares whose phone reads take 1.5 s.
 fn slow_autoshares() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(|| {
-        App::new().default_service(web::to(|request: HttpRequest| async move {
+    let addr = spawn_routes(|config| {
+        config.default_service(web::to(|request: HttpRequest| async move {
             if request.path().ends_with("/token") {
                 return HttpResponse::Ok().json(json!({"State": "Succeeded", "Token": "t"}));
             }
             tokio::time::sleep(Duration::from_millis(1500)).await;
             HttpResponse::Ok()
                 .json(json!({"PhoneNumber": "+13108904569", "PhoneNumberState": "Active"}))
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
+        }));
+    });
     format!("http://{addr}/api")
 }
 

@@ -11,9 +11,9 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig};
-use common::{CLAIM_SECRET, ServeProcess, claim_jwt, claim_serve_env};
+use common::{CLAIM_SECRET, ServeProcess, claim_jwt, claim_serve_env, spawn_routes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -27,12 +27,10 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 /// An OTLP/HTTP receiver: every span of every `POST /v1/traces`.
 fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
     let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
     let kept = spans.clone();
-    let server = HttpServer::new(move || {
+    let addr = spawn_routes(move |config| {
         let kept = kept.clone();
-        App::new().route(
+        config.route(
             "/v1/traces",
             web::post().to(move |body: web::Bytes| {
                 let kept = kept.clone();
@@ -49,14 +47,8 @@ fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
                         .finish()
                 }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
+        );
+    });
     (format!("http://{addr}"), spans)
 }
 

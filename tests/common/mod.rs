@@ -23,6 +23,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A one-worker HTTP server on a free loopback port, serving `routes`; its address.
+pub fn spawn_routes(
+    routes: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run();
+    actix_web::rt::spawn(server);
+    addr
+}
+
 /// `autoshares-bff serve` with only the given variables (none inherited from the tests).
 pub struct ServeProcess {
     child: Child,
