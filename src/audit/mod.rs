@@ -17,7 +17,7 @@ use crate::client_address::ClientAddress;
 use crate::identity::LinkStore;
 use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
-use crate::phone::PhoneNumber;
+use crate::phone::{Country, PhoneNumber};
 
 pub use store::{AuditStore, StoredEvent};
 
@@ -59,8 +59,8 @@ pub struct Event {
     pub outcome: String,
     /// Masked as in logs.
     pub phone_number: Option<String>,
-    pub country: Option<String>,
-    pub client_address: Option<String>,
+    pub country: Option<Country>,
+    pub client_address: ClientAddress,
     pub request_id: String,
 }
 
@@ -80,7 +80,7 @@ impl Event {
             outcome: String::new(),
             phone_number: None,
             country: None,
-            client_address: Some(client.to_string()),
+            client_address: client,
             request_id: request_id.to_owned(),
         }
     }
@@ -88,7 +88,7 @@ impl Event {
     /// The number the request was about; only its masked form is kept.
     pub fn number(&mut self, number: &PhoneNumber) {
         self.phone_number = Some(number.to_string());
-        self.country = Some(number.country().as_str().to_owned());
+        self.country = Some(number.country());
     }
 }
 

@@ -8,6 +8,7 @@ use sqlx::AnyPool;
 
 use crate::identity::{LinkStore, StoreError, bounded};
 use crate::ids::Subject;
+use crate::phone::Country;
 
 use super::{Event, unix_millis};
 
@@ -62,8 +63,8 @@ impl AuditStore {
                 .bind(event.action.name())
                 .bind(event.outcome.as_str())
                 .bind(event.phone_number.as_deref())
-                .bind(event.country.as_deref())
-                .bind(event.client_address.as_deref())
+                .bind(event.country.as_ref().map(Country::as_str))
+                .bind(event.client_address.to_string())
                 .bind(event.request_id.as_str())
                 .execute(&mut *tx)
                 .await?;
