@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -99,8 +98,11 @@ async fn sigterm_right_after_a_burst_of_binds_leaves_every_finished_bind_recorde
     use sqlx::Row as _;
 
     let defaults = SandboxConfig::default();
-    let sandbox =
-        sandbox::start(TcpListener::bind("127.0.0.1:0").unwrap(), defaults.clone()).unwrap();
+    let sandbox = sandbox::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        defaults.clone(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}/db.sqlite", dir.path().display());
     let account = (
