@@ -54,6 +54,11 @@ const OUR_TARGET: &str = "autoshares_bff";
 /// How much of the log a batch write gathers before it goes to stdout.
 const LOG_BATCH_BYTES: usize = 64 * 1024;
 
+/// Log lines waiting for the log thread at most; a request that would add one more waits
+/// (none is dropped). The queue's slots are allocated up front: 8 192 of them take 256 KiB,
+/// the library's default of 128 000 takes 4 MiB.
+const QUEUED_LINES: usize = 8192;
+
 /// The tracer provider and the log writer, to flush at exit.
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -80,6 +85,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
     let filter = filter.add_directive(NEVER_LOGGED.parse().expect("a valid directive"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
     let lines = match log.format {
