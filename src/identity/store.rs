@@ -15,6 +15,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// "Time bounds").
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
+/// SQLite's page cache of one connection, in KiB (its default is 2 000 KiB, which the audit
+/// trail's writes fill on every connection of the pool; the OS caches the file anyway).
+const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
 /// The client's own bound on one call, for a server that stops answering altogether (a
 /// statement_timeout needs a server that still runs).
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -58,9 +61,13 @@ impl LinkStore {
             .after_connect(|connection, _| {
                 Box::pin(async move {
                     // No statement may hold a request longer than this (PostgreSQL; SQLite
-                    // statements are local and short).
+                    // statements are local and short). SQLite's page cache is per connection.
                     if connection.backend_name() == "PostgreSQL" {
                         sqlx::query(STATEMENT_TIMEOUT)
+                            .execute(&mut *connection)
+                            .await?;
+                    } else {
+                        sqlx::query(SQLITE_CACHE_SIZE)
                             .execute(&mut *connection)
                             .await?;
                     }
@@ -213,5 +220,22 @@ mod tests {
             assert_eq!(prepare_url(&input).unwrap(), expected, "{input}");
         }
         assert!(dir.path().join("sub").is_dir(), "the folder was created");
+    }
+
+    #[actix_web::test]
+    async fn every_sqlite_connection_keeps_a_small_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("links.db").display());
+        let store = LinkStore::connect_lazy(&SecretString::from(url)).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut connection = store.pool.acquire().await.unwrap();
+            let kib: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut *connection)
+                .await
+                .unwrap();
+            assert_eq!(kib, -256, "PRAGMA cache_size of a pooled connection");
+            held.push(connection);
+        }
     }
 }
