@@ -18,6 +18,9 @@ const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
 /// SQLite's page cache of one connection, in KiB (its default is 2 000 KiB, which the audit
 /// trail's writes fill on every connection of the pool; the OS caches the file anyway).
 const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
+/// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
+/// waits for the audit trail's writes to commit (a rollback journal locks readers out).
+const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
 /// The client's own bound on one call, for a server that stops answering altogether (a
 /// statement_timeout needs a server that still runs).
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -85,6 +88,9 @@ impl LinkStore {
 
     /// Applies the embedded migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.pool.connect_options().database_url.scheme() == "sqlite" {
+            sqlx::query(SQLITE_JOURNAL).execute(&self.pool).await?;
+        }
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
@@ -237,5 +243,23 @@ mod tests {
             assert_eq!(kib, -256, "PRAGMA cache_size of a pooled connection");
             held.push(connection);
         }
+    }
+
+    #[actix_web::test]
+    async fn a_migrated_sqlite_file_keeps_a_write_ahead_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("links.db").display());
+        LinkStore::connect_lazy(&SecretString::from(url.clone()))
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
+        // A later process, as `serve` after `migrate`, finds the file in WAL mode.
+        let store = LinkStore::connect_lazy(&SecretString::from(url)).unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
     }
 }
