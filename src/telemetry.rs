@@ -1,8 +1,8 @@
 //! Logs (CONTRACT.md §7) and traces (§10).
 //!
 //! Log lines are formatted on the thread that logs and written to stdout by a thread of
-//! their own, in batches, so no request waits for a write. The queue between them holds
-//! 128 000 lines; past it a logging thread waits rather than dropping a line, and
+//! their own, in batches, so no request waits for a write. When the queue between them is
+//! full (`QUEUED_LINES`) a logging thread waits rather than dropping a line, and
 //! [`Telemetry::shutdown`] (or dropping [`Telemetry`]) writes every queued line.
 //!
 //! Logs: one JSON object a line with `timestamp`, `level`, `message`, the event's fields,
