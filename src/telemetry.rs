@@ -245,9 +245,8 @@ where
                 line.extend(content.map(|(key, value)| (key, Entry::Raw(value))));
             }
         }
-        let mut event_fields = BTreeMap::new();
-        event.record(&mut JsonVisitor(&mut event_fields));
-        line.extend(event_fields.into_iter().map(|(k, v)| (k, Entry::Value(v))));
+        // The event's own fields win over its spans' of the same name.
+        event.record(&mut JsonVisitor(&mut line));
         line.entry("message").or_insert(Entry::Value("".into()));
         let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
         line.insert("timestamp", Entry::Value(timestamp.into()));
@@ -267,30 +266,37 @@ enum Entry<'a> {
     Value(Value),
 }
 
-struct JsonVisitor<'a>(&'a mut BTreeMap<&'static str, Value>);
+/// Records an event's fields into its line.
+struct JsonVisitor<'l, 'a>(&'l mut BTreeMap<&'a str, Entry<'a>>);
 
-impl Visit for JsonVisitor<'_> {
+impl JsonVisitor<'_, '_> {
+    fn put(&mut self, field: &Field, value: impl Into<Value>) {
+        self.0.insert(field.name(), Entry::Value(value.into()));
+    }
+}
+
+impl Visit for JsonVisitor<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name(), value.into());
+        self.put(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name(), value.into());
+        self.put(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name(), value.into());
+        self.put(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name(), value.into());
+        self.put(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name(), value.into());
+        self.put(field, value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.insert(field.name(), format!("{value:?}").into());
+        self.put(field, format!("{value:?}"));
     }
 }
