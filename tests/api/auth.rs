@@ -3,7 +3,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
@@ -11,6 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
+use crate::common::spawn_routes_on;
 use crate::helpers::{
     AUDIENCE, ISSUER, Options, TestApp, now, spawn_app, spawn_with, wait_for_status,
 };
@@ -215,25 +216,18 @@ fn jwks_server_on(
     document: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
 ) -> String {
-    let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
+    let addr = spawn_routes_on(listener, move |config| {
         let document = document.clone();
         let fetches = fetches.clone();
-        App::new().route(
+        config.route(
             "/jwks.json",
             web::get().to(move || {
                 fetches.fetch_add(1, Ordering::SeqCst);
                 let body = document.lock().unwrap().clone();
                 async move { HttpResponse::Ok().json(body) }
             }),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    actix_web::rt::spawn(server);
+        );
+    });
     format!("http://{addr}/jwks.json")
 }
 

@@ -2,6 +2,9 @@
 // These tests drive the sandbox, which production builds leave out.
 #![cfg(feature = "sandbox")]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod abuse;
 mod admin;
 mod audit;

@@ -27,7 +27,14 @@ pub fn free_port() -> u16 {
 pub fn spawn_routes(
     routes: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
 ) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    spawn_routes_on(TcpListener::bind("127.0.0.1:0").unwrap(), routes)
+}
+
+/// A one-worker HTTP server on `listener`, serving `routes`; its address.
+pub fn spawn_routes_on(
+    listener: TcpListener,
+    routes: impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     let server =
         actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
