@@ -21,7 +21,7 @@ use crate::phone::{Country, PhoneNumber};
 
 pub use store::{AuditStore, StoredEvent};
 
-/// Events written in one statement batch at most.
+/// Events written in one transaction at most.
 const BATCH: usize = 500;
 /// How long a queued event waits for others to share its batch.
 const LINGER: Duration = Duration::from_millis(200);

@@ -1,10 +1,14 @@
-//! The SQL of the `audit_events` table (migrations/), on the links' pool: one transaction
-//! per batch, a subject's history newest first, and retention.
+//! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch in one
+//! transaction of a few statements, a subject's history newest first, and retention.
 
+use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
-use sqlx::AnyPool;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, AssertSqlSafe};
 
 use crate::identity::{LinkStore, StoreError, bounded};
 use crate::ids::Subject;
@@ -29,6 +33,61 @@ pub struct StoredEvent {
 #[derive(Clone)]
 pub struct AuditStore {
     pool: AnyPool,
+    /// The `INSERT` of one event, and of `ROWS_PER_STATEMENT` events.
+    one: Arc<str>,
+    many: Arc<str>,
+}
+
+/// Events one `INSERT` writes when the batch has as many left: ten parameters each.
+const ROWS_PER_STATEMENT: usize = 50;
+
+/// The columns of an event, in the order `values` binds them.
+const COLUMNS: [&str; 10] = [
+    "at_ms",
+    "seq",
+    "subject",
+    "autoshares_user_id",
+    "action",
+    "outcome",
+    "phone_number",
+    "country",
+    "client_address",
+    "request_id",
+];
+
+/// `INSERT … VALUES ($1, …, $10), ($11, …), …` for `rows` events.
+fn insert_statement(rows: usize) -> Arc<str> {
+    let mut sql = format!("INSERT INTO audit_events ({}) VALUES ", COLUMNS.join(", "));
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS.len() {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            let _ = write!(sql, "${}", row * COLUMNS.len() + column + 1);
+        }
+        sql.push(')');
+    }
+    sql.into()
+}
+
+/// `sql` with the values of `events` bound, in `COLUMNS`' order.
+fn values<'q>(sql: &Arc<str>, events: &'q [(u64, Event)]) -> Query<'q, Any, AnyArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+    for (seq, event) in events {
+        query = query
+            .bind(unix_millis(event.at))
+            .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+            .bind(event.subject.as_str())
+            .bind(event.user.0)
+            .bind(event.action.name())
+            .bind(event.outcome.as_str())
+            .bind(event.phone_number.as_deref())
+            .bind(event.country.as_ref().map(Country::as_str))
+            .bind(event.client_address.to_string())
+            .bind(event.request_id.as_str());
+    }
+    query
 }
 
 type Row = (
@@ -43,31 +102,29 @@ type Row = (
 
 impl AuditStore {
     pub fn new(links: &LinkStore) -> Self {
-        Self { pool: links.pool() }
+        Self {
+            pool: links.pool(),
+            one: insert_statement(1),
+            many: insert_statement(ROWS_PER_STATEMENT),
+        }
     }
 
-    /// Writes `events` all or nothing.
+    /// Writes `events` all or nothing: `ROWS_PER_STATEMENT` of them a statement, the rest
+    /// one a statement, so a full batch costs a few round trips rather than one an event,
+    /// and only two statements are ever prepared.
     pub(super) async fn insert(&self, events: &[(u64, Event)]) -> Result<(), StoreError> {
         let write = async {
             let mut tx = self.pool.begin().await?;
-            for (seq, event) in events {
-                sqlx::query(
-                    "INSERT INTO audit_events (at_ms, seq, subject, autoshares_user_id, action, \
-                     outcome, phone_number, country, client_address, request_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(unix_millis(event.at))
-                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                .bind(event.subject.as_str())
-                .bind(event.user.0)
-                .bind(event.action.name())
-                .bind(event.outcome.as_str())
-                .bind(event.phone_number.as_deref())
-                .bind(event.country.as_ref().map(Country::as_str))
-                .bind(event.client_address.to_string())
-                .bind(event.request_id.as_str())
-                .execute(&mut *tx)
-                .await?;
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                if chunk.len() == ROWS_PER_STATEMENT {
+                    values(&self.many, chunk).execute(&mut *tx).await?;
+                } else {
+                    for event in chunk {
+                        values(&self.one, std::slice::from_ref(event))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
             }
             tx.commit().await
         };

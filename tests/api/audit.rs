@@ -1,6 +1,16 @@
 //! The audit trail (CONTRACT.md §9): what each phone change leaves in the database, read
 //! back through `GET /admin/v1/links/{subject}/events`, on SQLite and on PostgreSQL.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoshares_bff::audit::{Action, Audit, Event};
+use autoshares_bff::client_address::TrustedProxies;
+use autoshares_bff::identity::LinkStore;
+use autoshares_bff::ids::{AutosharesUserId, Subject};
+use autoshares_bff::metrics::Metrics;
+use autoshares_bff::phone::PhoneNumber;
+use secrecy::SecretString;
 use serde_json::Value;
 use sqlx::Row as _;
 
@@ -127,6 +137,85 @@ async fn on_postgresql_a_flow_leaves_its_four_events_in_order() {
         return;
     };
     a_flow_leaves_its_four_events_in_order(database).await;
+}
+
+/// More events than two of the writer's batches (500 each), so its statements of many
+/// rows and of one row all run.
+const BURST: usize = 1007;
+
+async fn a_burst_longer_than_a_batch_is_written_whole_in_order(database: TestDatabase) {
+    let links = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
+    links.migrate().await.unwrap();
+    let audit = Audit::new(
+        &links,
+        BURST,
+        Duration::from_secs(86_400),
+        Arc::new(Metrics::new()),
+    );
+    let client = TrustedProxies::default().client_of(
+        "192.0.2.7".parse().unwrap(),
+        std::iter::empty(),
+        std::iter::empty(),
+    );
+    let subject = Subject::new("sub-burst");
+    let number = PhoneNumber::from_trusted_e164(PHONE.to_owned());
+    let outcome = |i: usize| {
+        if i.is_multiple_of(2) {
+            "ok"
+        } else {
+            "rate_limited"
+        }
+    };
+    for i in 0..BURST {
+        let request_id = format!("request-{i}");
+        let user = AutosharesUserId(1001);
+        let mut event = Event::new(&subject, user, Action::Bind, client, &request_id);
+        event.outcome = outcome(i).to_owned();
+        if i.is_multiple_of(3) {
+            event.number(&number);
+        }
+        audit.record(event);
+    }
+
+    assert_eq!(
+        audit.flush(Duration::from_secs(10)).await,
+        0,
+        "nothing left"
+    );
+    let stored = audit.history(&subject, 10_000).await.unwrap();
+    assert_eq!(stored.len(), BURST, "every event is stored once");
+    // Newest first: the last event recorded comes back first.
+    for (i, event) in stored.iter().rev().enumerate() {
+        assert_eq!(event.request_id, format!("request-{i}"), "event {i}");
+        assert_eq!(event.action, "bind", "event {i}");
+        assert_eq!(event.outcome, outcome(i), "event {i}");
+        let (masked, country) = if i.is_multiple_of(3) {
+            (Some("+1310*****69"), Some("US"))
+        } else {
+            (None, None)
+        };
+        assert_eq!(event.phone_number.as_deref(), masked, "event {i}");
+        assert_eq!(event.country.as_deref(), country, "event {i}");
+        assert_eq!(
+            event.client_address.as_deref(),
+            Some("192.0.2.7"),
+            "event {i}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn on_sqlite_a_burst_longer_than_a_batch_is_written_whole_in_order() {
+    a_burst_longer_than_a_batch_is_written_whole_in_order(TestDatabase::sqlite().await).await;
+}
+
+#[actix_web::test]
+async fn on_postgresql_a_burst_longer_than_a_batch_is_written_whole_in_order() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
+        return;
+    };
+    a_burst_longer_than_a_batch_is_written_whole_in_order(database).await;
 }
 
 #[actix_web::test]
