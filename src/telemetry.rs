@@ -99,8 +99,16 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
             .with_writer(writer)
             .boxed(),
     };
+    // A span carries its own fields only: no source location, thread, target or busy
+    // and idle times, and entering it sets no OpenTelemetry context (the service reads a
+    // span's context from the span itself). Each of those costs every span its work.
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("autoshares-bff"))
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
         .with_filter(filter::filter_fn(|meta| {
             meta.is_span() && meta.target().starts_with(OUR_TARGET)
         }));

@@ -197,6 +197,14 @@ async fn a_bind_continues_the_callers_trace_to_autoshares_and_the_collector() {
     ];
     for span in &spans {
         for kv in &span.attributes {
+            // Only the span's own fields: nothing of the source, the thread or the timing.
+            let key = kv.key.as_str();
+            let added = ["code.", "thread.", "busy_ns", "idle_ns", "target"];
+            assert!(
+                !added.iter().any(|prefix| key.starts_with(prefix)),
+                "span {} carries {key}",
+                span.name
+            );
             let text = format!("{:?}", kv.value);
             for secret in secrets {
                 assert!(
