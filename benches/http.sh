@@ -117,7 +117,7 @@ export BFF__ABUSE__PREFIX_BUDGET=1000000000/second
 export BFF__ABUSE__CONVERSION__MIN_SENDS_COUNTRY=4000000000 BFF__ABUSE__CONVERSION__MIN_SENDS_PREFIX=4000000000
 export BFF__LOG__FORMAT=json BFF__LOG__LEVEL="${BENCH_LOG_LEVEL:-info}"
 # The allocator's settings of the container image (Dockerfile).
-eval "$(sed -n 's/^ENV \(MIMALLOC_.*\)/export \1/p' Dockerfile)"
+eval "$(sed -n 's/^ENV \([A-Z_]*MALLOC_.*\)/export \1/p' Dockerfile)"
 
 python3 benches/http_inputs.py "$WORK" "$USERS" "$NUMBERS" "${BENCH_LINKS:-$USERS}"
 if [ -n "${BENCH_DATABASE_URL:-}" ]; then

@@ -56,14 +56,15 @@ fn jwt(user: u64) -> String {
     mint_hs256(SECRET.as_bytes(), &claims).unwrap()
 }
 
-/// The allocator settings the container image runs with: the Dockerfile's `ENV MIMALLOC_…`.
+/// The allocator settings the container image runs with: the Dockerfile's `ENV MIMALLOC_…`
+/// (mimalloc's) and `ENV MALLOC_…` (glibc's).
 fn image_allocator_env() -> Vec<(String, String)> {
     let dockerfile = include_str!("../Dockerfile");
     dockerfile
         .lines()
         .filter_map(|line| line.strip_prefix("ENV "))
         .flat_map(str::split_whitespace)
-        .filter(|pair| pair.starts_with("MIMALLOC_"))
+        .filter(|pair| pair.starts_with("MIMALLOC_") || pair.starts_with("MALLOC_"))
         .filter_map(|pair| pair.split_once('='))
         .map(|(key, value)| (key.to_owned(), value.to_owned()))
         .collect()
