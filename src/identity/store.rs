@@ -4,8 +4,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Connection as _};
 
 use crate::ids::{AutosharesUserId, Subject};
 
@@ -24,6 +24,10 @@ const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
 /// The client's own bound on one call, for a server that stops answering altogether (a
 /// statement_timeout needs a server that still runs).
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A pooled connection idle at least this long is pinged before use (the server may have
+/// restarted, or a proxy dropped it); one in steady use is not, which spares each
+/// statement a round trip of its own.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `call` within the client's own bound (for every statement on this pool).
 pub async fn bounded<T>(
@@ -61,6 +65,15 @@ impl LinkStore {
         let pool = AnyPoolOptions::new()
             .max_connections(10)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        connection.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_connect(|connection, _| {
                 Box::pin(async move {
                     // No statement may hold a request longer than this (PostgreSQL; SQLite
