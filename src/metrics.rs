@@ -94,6 +94,7 @@ pub struct Metrics {
     abuse_blocks: Family<ScopeLabels, Gauge>,
     audit_dropped: Counter,
     audit_queued: Gauge,
+    audit_batches: Histogram,
 }
 
 impl Default for Metrics {
@@ -191,6 +192,13 @@ impl Metrics {
             "Audit events waiting to be written",
             audit_queued.clone(),
         );
+        // One event to a whole batch (audit's 500).
+        let audit_batches = Histogram::new(exponential_buckets(1.0, 5.0, 5));
+        registry.register(
+            "audit_batch_events",
+            "Audit events per transaction that wrote them",
+            audit_batches.clone(),
+        );
         for outcome in ["hit", "miss"] {
             drop(link_cache.get_or_create(&OutcomeLabels { outcome }));
         }
@@ -198,6 +206,7 @@ impl Metrics {
             registry,
             audit_dropped,
             audit_queued,
+            audit_batches,
             sms_sends,
             completions,
             abuse_decisions,
@@ -221,6 +230,11 @@ impl Metrics {
     pub fn audit_queued(&self, count: usize) {
         self.audit_queued
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// A transaction that wrote `events` audit events.
+    pub fn audit_batch(&self, events: usize) {
+        self.audit_batches.observe(events as f64);
     }
 
     /// A bind admitted to AutoShares: a send (CONTRACT.md §8).

@@ -22,9 +22,10 @@ use crate::phone::{Country, PhoneNumber};
 pub use store::{AuditStore, StoredEvent};
 
 /// Events written in one transaction at most.
-const BATCH: usize = 500;
-/// How long a queued event waits for others to share its batch.
-const LINGER: Duration = Duration::from_millis(200);
+pub const BATCH: usize = 500;
+/// How long the writer waits, once something is queued, for a whole batch before it writes
+/// what it has: under a steady trickle, about one transaction per `LINGER`.
+pub const LINGER: Duration = Duration::from_millis(200);
 /// The first wait after a failed write; doubles up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -154,7 +155,11 @@ impl Audit {
             queue.events.len()
         };
         self.metrics.audit_queued(queued);
-        self.wake.notify_one();
+        // The writer waits for the first event and for a whole batch, nothing in between:
+        // waking it per event would cost a thread wake-up per request.
+        if queued == 1 || queued == BATCH {
+            self.wake.notify_one();
+        }
     }
 
     /// How many events wait to be written.
@@ -171,6 +176,7 @@ impl Audit {
         };
         let last = *last;
         self.store.insert(&batch).await?;
+        self.metrics.audit_batch(batch.len());
         let left = {
             let mut queue = self.lock();
             // Events forced out meanwhile are gone from the front already.
@@ -187,10 +193,7 @@ impl Audit {
     pub async fn run(self: Arc<Self>) {
         let mut backoff = FIRST_BACKOFF;
         loop {
-            if self.queued() == 0 {
-                self.wake.notified().await;
-                tokio::time::sleep(LINGER).await;
-            }
+            self.gather().await;
             match self.write_batch().await {
                 Ok(_) => backoff = FIRST_BACKOFF,
                 Err(error) => {
@@ -198,6 +201,22 @@ impl Audit {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+            }
+        }
+    }
+
+    /// Waits until a batch is worth a transaction: a whole one is queued, or something is
+    /// and `LINGER` has passed.
+    async fn gather(&self) {
+        while self.queued() == 0 {
+            self.wake.notified().await;
+        }
+        let linger = tokio::time::sleep(LINGER);
+        tokio::pin!(linger);
+        while self.queued() < BATCH {
+            tokio::select! {
+                () = &mut linger => return,
+                () = self.wake.notified() => {}
             }
         }
     }

@@ -2,10 +2,10 @@
 //! back through `GET /admin/v1/links/{subject}/events`, on SQLite and on PostgreSQL.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use autoshares_bff::audit::{Action, Audit, Event};
-use autoshares_bff::client_address::TrustedProxies;
+use autoshares_bff::audit::{Action, Audit, BATCH, Event, LINGER};
+use autoshares_bff::client_address::{ClientAddress, TrustedProxies};
 use autoshares_bff::identity::LinkStore;
 use autoshares_bff::ids::{AutosharesUserId, Subject};
 use autoshares_bff::metrics::Metrics;
@@ -139,6 +139,15 @@ async fn on_postgresql_a_flow_leaves_its_four_events_in_order() {
     a_flow_leaves_its_four_events_in_order(database).await;
 }
 
+/// The address of a caller that reached the service with no proxy in between.
+fn direct_client() -> ClientAddress {
+    TrustedProxies::default().client_of(
+        "192.0.2.7".parse().unwrap(),
+        std::iter::empty(),
+        std::iter::empty(),
+    )
+}
+
 /// More events than two of the writer's batches (500 each), so its statements of many
 /// rows and of one row all run.
 const BURST: usize = 1007;
@@ -152,11 +161,7 @@ async fn a_burst_longer_than_a_batch_is_written_whole_in_order(database: TestDat
         Duration::from_secs(86_400),
         Arc::new(Metrics::new()),
     );
-    let client = TrustedProxies::default().client_of(
-        "192.0.2.7".parse().unwrap(),
-        std::iter::empty(),
-        std::iter::empty(),
-    );
+    let client = direct_client();
     let subject = Subject::new("sub-burst");
     let number = PhoneNumber::from_trusted_e164(PHONE.to_owned());
     let outcome = |i: usize| {
@@ -216,6 +221,65 @@ async fn on_postgresql_a_burst_longer_than_a_batch_is_written_whole_in_order() {
         return;
     };
     a_burst_longer_than_a_batch_is_written_whole_in_order(database).await;
+}
+
+/// Events of requests that keep coming: about one a millisecond for two seconds.
+const STREAM: usize = 2000;
+
+/// Under a steady stream the writer still waits for a whole batch or for `LINGER`: it does
+/// not start a transaction at once for the few events that came in during the last one,
+/// which would cost a database round trip and a thread wake-up for every few requests.
+#[actix_web::test]
+async fn a_steady_stream_of_events_is_written_a_batch_per_linger() {
+    let database = TestDatabase::sqlite().await;
+    let links = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
+    links.migrate().await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let audit = Arc::new(Audit::new(
+        &links,
+        STREAM,
+        Duration::from_secs(86_400),
+        Arc::clone(&metrics),
+    ));
+    let writer = actix_web::rt::spawn(Arc::clone(&audit).run());
+    let subject = Subject::new("sub-stream");
+    let started = Instant::now();
+    for i in 0..STREAM {
+        let request_id = format!("request-{i}");
+        let event = Event::new(
+            &subject,
+            AutosharesUserId(1001),
+            Action::Bind,
+            direct_client(),
+            &request_id,
+        );
+        audit.record(event);
+        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+    }
+    while audit.queued() > 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "not written");
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    writer.abort();
+
+    let text = metrics.encode();
+    let batches: usize = text
+        .lines()
+        .find_map(|line| line.strip_prefix("bff_audit_batch_events_count "))
+        .unwrap_or_else(|| panic!("no batch count in:\n{text}"))
+        .parse()
+        .unwrap();
+    // Each batch that is not whole waited `LINGER` after the one before it.
+    let most = usize::try_from(elapsed.as_millis() / LINGER.as_millis()).unwrap()
+        + STREAM.div_ceil(BATCH)
+        + 1;
+    assert!(
+        batches <= most,
+        "{batches} transactions for {STREAM} events in {elapsed:?} (at most {most})"
+    );
+    let stored = audit.history(&subject, 10_000).await.unwrap();
+    assert_eq!(stored.len(), STREAM, "every event is stored once");
 }
 
 #[actix_web::test]
