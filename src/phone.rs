@@ -96,14 +96,12 @@ impl PhoneNumber {
         let parsed = PHONE_NUMBER_UTIL
             .parse(&compact, None)
             .map_err(|_| PhoneError::Invalid)?;
-        if !parsed.is_valid() {
-            return Err(PhoneError::Invalid);
-        }
-        if !matches!(
-            parsed.get_type(),
-            PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile
-        ) {
-            return Err(PhoneError::NotSmsCapable);
+        // libphonenumber's "valid" is "of a known type for its region": one lookup answers
+        // both questions (each finds the region again, a regex search for shared codes).
+        match parsed.get_type() {
+            PhoneNumberType::Unknown => return Err(PhoneError::Invalid),
+            PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile => {}
+            _ => return Err(PhoneError::NotSmsCapable),
         }
         let country = Country::of(&parsed);
         if let Some(allowed) = &rules.allowed_countries
