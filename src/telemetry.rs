@@ -30,9 +30,11 @@ use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tracing::field::{Field, Visit};
+use tracing::span::Record;
 use tracing::{Event, Span, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -90,7 +92,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
     let lines = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
-            .fmt_fields(JsonFields::new())
+            .fmt_fields(SpanFields)
             .event_format(JsonLines)
             .with_writer(writer)
             .boxed(),
@@ -224,6 +226,40 @@ impl Injector for Outgoing {
 /// The JSON line format.
 pub struct JsonLines;
 
+/// A span's fields as one JSON object, as [`JsonFields`] writes them; a field recorded
+/// later (`span.record`) is appended to the object, where `JsonFields` parses the whole
+/// object and writes it again. A name recorded twice is then in the text twice, and
+/// [`JsonLines`] takes the last, as `JsonFields` would.
+pub struct SpanFields;
+
+impl<'a> FormatFields<'a> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'_>, fields: R) -> fmt::Result {
+        JsonFields::new().format_fields(writer, fields)
+    }
+
+    fn add_fields(
+        &self,
+        current: &'a mut FormattedFields<Self>,
+        fields: &Record<'_>,
+    ) -> fmt::Result {
+        let mut added = String::new();
+        self.format_fields(Writer::new(&mut added), fields)?;
+        let Some(tail) = added.strip_prefix('{').filter(|tail| *tail != "}") else {
+            return Ok(());
+        };
+        match current.fields.strip_suffix('}') {
+            Some(head) if head != "{" => {
+                let head_len = head.len();
+                current.fields.truncate(head_len);
+                current.fields.push(',');
+                current.fields.push_str(tail);
+            }
+            _ => current.fields = added,
+        }
+        Ok(())
+    }
+}
+
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -306,5 +342,73 @@ impl Visit for JsonVisitor<'_, '_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.put(field, format!("{value:?}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::Empty;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// Lines written in memory.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl MakeWriter<'_> for Lines {
+        type Writer = Self;
+
+        fn make_writer(&self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn fields_recorded_later_join_their_span_and_the_last_value_wins() {
+        let lines = Lines::default();
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(SpanFields)
+            .event_format(JsonLines)
+            .with_writer(lines.clone());
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!(
+                "request",
+                request_id = "r-1",
+                route = Empty,
+                status = Empty,
+                never = Empty
+            );
+            request.record("route", "/v1/me/phone-number");
+            request.record("status", 200);
+            request.record("status", 404);
+            // A span whose every field comes later.
+            let call = tracing::info_span!(parent: &request, "call", endpoint = Empty);
+            call.record("endpoint", "bind");
+            call.in_scope(|| tracing::info!(latency_ms = 3, "request finished"));
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["request_id"], "r-1", "{line}");
+        assert_eq!(line["route"], "/v1/me/phone-number", "{line}");
+        assert_eq!(line["status"], 404, "{line}");
+        assert_eq!(line["endpoint"], "bind", "{line}");
+        assert_eq!(line["latency_ms"], 3, "{line}");
+        assert_eq!(line["message"], "request finished", "{line}");
+        assert!(line.get("never").is_none(), "{line}");
     }
 }
