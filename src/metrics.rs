@@ -192,7 +192,7 @@ impl Metrics {
             "Audit events waiting to be written",
             audit_queued.clone(),
         );
-        // One event to a whole batch (audit's 500).
+        // From one event to more than a whole audit batch.
         let audit_batches = Histogram::new(exponential_buckets(1.0, 5.0, 5));
         registry.register(
             "audit_batch_events",

@@ -230,7 +230,7 @@ pub struct JsonLines;
 /// later (`span.record`) is appended to the object, where `JsonFields` parses the whole
 /// object and writes it again. A name recorded twice is then in the text twice, and
 /// [`JsonLines`] takes the last, as `JsonFields` would.
-pub struct SpanFields;
+struct SpanFields;
 
 impl<'a> FormatFields<'a> for SpanFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'_>, fields: R) -> fmt::Result {
@@ -247,14 +247,12 @@ impl<'a> FormatFields<'a> for SpanFields {
         let Some(tail) = added.strip_prefix('{').filter(|tail| *tail != "}") else {
             return Ok(());
         };
-        match current.fields.strip_suffix('}') {
-            Some(head) if head != "{" => {
-                let head_len = head.len();
-                current.fields.truncate(head_len);
-                current.fields.push(',');
-                current.fields.push_str(tail);
-            }
-            _ => current.fields = added,
+        if current.fields.len() > "{}".len() && current.fields.ends_with('}') {
+            current.fields.pop();
+            current.fields.push(',');
+            current.fields.push_str(tail);
+        } else {
+            current.fields = added;
         }
         Ok(())
     }
