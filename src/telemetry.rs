@@ -35,7 +35,7 @@ use tracing::{Event, Span, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
@@ -226,15 +226,18 @@ impl Injector for Outgoing {
 /// The JSON line format.
 pub struct JsonLines;
 
-/// A span's fields as one JSON object, as [`JsonFields`] writes them; a field recorded
-/// later (`span.record`) is appended to the object, where `JsonFields` parses the whole
-/// object and writes it again. A name recorded twice is then in the text twice, and
-/// [`JsonLines`] takes the last, as `JsonFields` would.
+/// A span's fields as one JSON object: the members tracing-subscriber's `JsonFields`
+/// would write, written as they are recorded instead of gathered into a map of values
+/// first. A field recorded later (`span.record`) is appended to the object, where
+/// `JsonFields` parses the whole object and writes it again. A name recorded twice is then
+/// in the text twice, and [`JsonLines`] takes the last, as `JsonFields` would.
 struct SpanFields;
 
 impl<'a> FormatFields<'a> for SpanFields {
-    fn format_fields<R: RecordFields>(&self, writer: Writer<'_>, fields: R) -> fmt::Result {
-        JsonFields::new().format_fields(writer, fields)
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'_>, fields: R) -> fmt::Result {
+        let mut members = Members::default();
+        fields.record(&mut members);
+        writer.write_str(&members.into_object()?)
     }
 
     fn add_fields(
@@ -242,19 +245,90 @@ impl<'a> FormatFields<'a> for SpanFields {
         current: &'a mut FormattedFields<Self>,
         fields: &Record<'_>,
     ) -> fmt::Result {
-        let mut added = String::new();
-        self.format_fields(Writer::new(&mut added), fields)?;
-        let Some(tail) = added.strip_prefix('{').filter(|tail| *tail != "}") else {
+        let mut members = Members::default();
+        fields.record(&mut members);
+        if members.is_empty() {
             return Ok(());
-        };
+        }
         if current.fields.len() > "{}".len() && current.fields.ends_with('}') {
             current.fields.pop();
             current.fields.push(',');
-            current.fields.push_str(tail);
+            current.fields.push_str(members.as_str()?);
+            current.fields.push('}');
         } else {
-            current.fields = added;
+            current.fields = members.into_object()?;
         }
         Ok(())
+    }
+}
+
+/// The members of a JSON object (`"name":value,…`), as `JsonFields`' visitor makes them:
+/// strings escaped by serde_json, `Debug` values as strings, `log.*` metadata left out
+/// and a raw identifier's `r#` dropped.
+#[derive(Default)]
+struct Members(Vec<u8>);
+
+impl Members {
+    fn put(&mut self, name: &str, value: &(impl serde::Serialize + ?Sized)) {
+        if !self.0.is_empty() {
+            self.0.push(b',');
+        }
+        // Serialising a string or a number into memory cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, name);
+        self.0.push(b':');
+        let _ = serde_json::to_writer(&mut self.0, value);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn as_str(&self) -> Result<&str, fmt::Error> {
+        std::str::from_utf8(&self.0).map_err(|_| fmt::Error)
+    }
+
+    fn into_object(self) -> Result<String, fmt::Error> {
+        let mut object = String::with_capacity(self.0.len() + "{}".len());
+        object.push('{');
+        object.push_str(self.as_str()?);
+        object.push('}');
+        Ok(object)
+    }
+}
+
+impl Visit for Members {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field.name(), value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field.name(), &value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field.name(), &value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field.name(), &value);
+    }
+
+    /// A float that is not finite is written as `null`, as `JsonFields` writes it.
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field.name(), &value);
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.put(field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        self.put(name, &format!("{value:?}"));
     }
 }
 
@@ -349,6 +423,7 @@ mod tests {
 
     use tracing::field::Empty;
     use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::fmt::format::JsonFields;
 
     use super::*;
 
@@ -373,6 +448,53 @@ mod tests {
         fn make_writer(&self) -> Self {
             self.clone()
         }
+    }
+
+    /// The line `emit` logs through `JsonLines`, its spans' fields formatted by `fields`.
+    fn line_through<N>(fields: N, emit: impl Fn()) -> Value
+    where
+        N: for<'a> FormatFields<'a> + Send + Sync + 'static,
+    {
+        let lines = Lines::default();
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(fields)
+            .event_format(JsonLines)
+            .with_writer(lines.clone());
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), emit);
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let mut line: Value = serde_json::from_str(text.trim()).unwrap();
+        line.as_object_mut().unwrap().remove("timestamp");
+        line
+    }
+
+    #[test]
+    fn span_fields_are_the_members_json_fields_writes() {
+        let emit = || {
+            let outer = tracing::info_span!(
+                "outer",
+                text = "a \"quoted\" \\ line\nwith\u{1} control and ünïcode",
+                negative = -7_i64,
+                largest = u64::MAX,
+                yes = true,
+                half = 1.5_f64,
+                not_a_number = f64::NAN,
+                shown = %"display",
+                debugged = ?Some("debug"),
+                r#type = ?"raw name",
+                later = Empty,
+            );
+            outer.record("later", 2_i64);
+            outer.record("later", "twice");
+            let inner = tracing::info_span!(parent: &outer, "inner", yes = false, bytes = Empty);
+            inner.record("bytes", &b"ab"[..]);
+            inner.in_scope(|| tracing::info!(event = 1_u64, "logged"));
+        };
+        let ours = line_through(SpanFields, emit);
+        let theirs = line_through(JsonFields::new(), emit);
+        assert_eq!(ours, theirs);
+        assert_eq!(ours["later"], "twice", "{ours}");
+        assert_eq!(ours["yes"], false, "the inner span's value: {ours}");
+        assert_eq!(ours["not_a_number"], Value::Null, "{ours}");
     }
 
     #[test]
