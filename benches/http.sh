@@ -23,6 +23,11 @@
 #   BENCH_LOG_LEVEL=warn benches/http.sh   # without the per-request log lines
 #   BENCH_PROFILE=bind:32 benches/http.sh   # also a CPU profile of the service during that
 #       scenario (perf; its top entries are printed at the end)
+#   BENCH_CALLGRIND=bind benches/http.sh 30   # instead of the table: the service under
+#       callgrind, 4 connections for the given seconds, and the instructions it executed
+#       per request (read or bind). The count is the same whatever else the machine is
+#       doing, so it compares two builds where req/s and CPU time are too noisy
+#       (needs valgrind)
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk). Everything listens on
 # 127.0.0.1 only and stops when the script ends.
@@ -34,8 +39,8 @@ USERS="${BENCH_USERS:-1000}"
 NUMBERS="${BENCH_NUMBERS:-1200}"
 SCENARIOS="${BENCH_SCENARIOS:-read:32 bind:32 read:512 bind:512 bind:512:busy}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/autoshares-bff/target}"
-for tool in nginx wrk python3; do
-  command -v "$tool" >/dev/null || { echo "benches/http.sh needs $tool (apt-get install nginx-light wrk)" >&2; exit 2; }
+for tool in nginx wrk python3 ${BENCH_CALLGRIND:+valgrind}; do
+  command -v "$tool" >/dev/null || { echo "benches/http.sh needs $tool (apt-get install nginx-light wrk${BENCH_CALLGRIND:+ valgrind})" >&2; exit 2; }
 done
 
 cargo build --release --quiet
@@ -125,9 +130,14 @@ if [ -n "${BENCH_DATABASE_URL:-}" ]; then
   command -v psql >/dev/null && psql -q "$BENCH_DATABASE_URL" -c 'DELETE FROM user_links' >/dev/null
 fi
 "$BIN" users import "$WORK/links.csv" >/dev/null
-"$BIN" serve > "$WORK/bff.log" 2>&1 &
+SERVE=("$BIN" serve)
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+  SERVE=(valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$WORK/callgrind.out" "${SERVE[@]}")
+fi
+"${SERVE[@]}" > "$WORK/bff.log" 2>&1 &
 BFF_PID=$!
-for _ in $(seq 1 50); do curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
+# Under callgrind the service takes several seconds to start.
+for _ in $(seq 1 600); do curl -fs "http://127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
 
 # One request per call: a random user's JWT and, for bind, a random number.
 cat > "$WORK/load.lua" <<'LUA'
@@ -190,6 +200,28 @@ failures() {
 TOKEN="$(head -n 1 "$WORK/tokens.txt")"
 curl -fs -o /dev/null -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$BFF/v1/me/phone-number"
 curl -fs -o /dev/null "http://127.0.0.1:$PROXY/"
+
+if [ -n "${BENCH_CALLGRIND:-}" ]; then
+  case "$BENCH_CALLGRIND" in read) method=GET ;; bind) method=PUT ;; *) echo "BENCH_CALLGRIND is read or bind" >&2; exit 2 ;; esac
+  one_run() {
+    wrk -t1 -c4 -d"$1s" --timeout 10s -s "$WORK/load.lua" "http://127.0.0.1:$BFF/v1/me/phone-number" \
+      -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt"
+  }
+  # Connections, the service token, the database's connections and caches warm first;
+  # then only the measured requests are counted.
+  one_run 3 >/dev/null
+  callgrind_control -z "$BFF_PID" >/dev/null 2>&1
+  served="$(one_run "$DURATION" | awk '/ requests in / { print $1 }')"
+  kill -TERM "$BFF_PID"
+  wait "$BFF_PID" || true
+  unset BFF_PID
+  total="$(callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+  cp "$WORK/callgrind.out" "$CARGO_TARGET_DIR/bench-callgrind.out"
+  echo "callgrind, $BENCH_CALLGRIND, 4 connections, ${DURATION}s: $served requests," \
+    "$(awk -v t="$total" -v n="$served" 'BEGIN { printf "%.0f", t / n }') instructions a request"
+  echo "(the whole count stays in $CARGO_TARGET_DIR/bench-callgrind.out for callgrind_annotate)"
+  exit 0
+fi
 
 echo "wrk: 2 threads, ${DURATION}s per run, $USERS users, $NUMBERS numbers;" \
   "$(nproc) cores shared by wrk, nginx and the service; log.level ${BFF__LOG__LEVEL}"
