@@ -208,7 +208,8 @@ if [ -n "${BENCH_CALLGRIND:-}" ]; then
       -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt"
   }
   # Connections, the service token, the database's connections and caches warm first;
-  # then only the measured requests are counted.
+  # then only the measured requests are counted (and the service's shutdown, a fixed cost
+  # that a longer run makes smaller).
   one_run 3 >/dev/null
   callgrind_control -z "$BFF_PID" >/dev/null 2>&1
   served="$(one_run "$DURATION" | awk '/ requests in / { print $1 }')"

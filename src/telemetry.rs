@@ -262,15 +262,20 @@ impl<'a> FormatFields<'a> for SpanFields {
     }
 }
 
-/// The members of a JSON object (`"name":value,…`), as `JsonFields`' visitor makes them:
-/// strings escaped by serde_json, `Debug` values as strings, `log.*` metadata left out
-/// and a raw identifier's `r#` dropped.
-#[derive(Default)]
+/// A JSON object being written (`{"name":value,…`), with the members `JsonFields`' visitor
+/// makes for the spans of tracing's macros: strings escaped by serde_json, `Debug` values
+/// as strings.
 struct Members(Vec<u8>);
+
+impl Default for Members {
+    fn default() -> Self {
+        Self(vec![b'{'])
+    }
+}
 
 impl Members {
     fn put(&mut self, name: &str, value: &(impl serde::Serialize + ?Sized)) {
-        if !self.0.is_empty() {
+        if !self.is_empty() {
             self.0.push(b',');
         }
         // Serialising a string or a number into memory cannot fail.
@@ -280,19 +285,17 @@ impl Members {
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.len() == 1
     }
 
+    /// The members without the object's braces.
     fn as_str(&self) -> Result<&str, fmt::Error> {
-        std::str::from_utf8(&self.0).map_err(|_| fmt::Error)
+        std::str::from_utf8(&self.0[1..]).map_err(|_| fmt::Error)
     }
 
-    fn into_object(self) -> Result<String, fmt::Error> {
-        let mut object = String::with_capacity(self.0.len() + "{}".len());
-        object.push('{');
-        object.push_str(self.as_str()?);
-        object.push('}');
-        Ok(object)
+    fn into_object(mut self) -> Result<String, fmt::Error> {
+        self.0.push(b'}');
+        String::from_utf8(self.0).map_err(|_| fmt::Error)
     }
 }
 
@@ -323,12 +326,7 @@ impl Visit for Members {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let name = field.name();
-        if name.starts_with("log.") {
-            return;
-        }
-        let name = name.strip_prefix("r#").unwrap_or(name);
-        self.put(name, &format!("{value:?}"));
+        self.put(field.name(), &format!("{value:?}"));
     }
 }
 
@@ -499,13 +497,7 @@ mod tests {
 
     #[test]
     fn fields_recorded_later_join_their_span_and_the_last_value_wins() {
-        let lines = Lines::default();
-        let layer = tracing_subscriber::fmt::layer()
-            .fmt_fields(SpanFields)
-            .event_format(JsonLines)
-            .with_writer(lines.clone());
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
+        let line = line_through(SpanFields, || {
             let request = tracing::info_span!(
                 "request",
                 request_id = "r-1",
@@ -521,8 +513,6 @@ mod tests {
             call.record("endpoint", "bind");
             call.in_scope(|| tracing::info!(latency_ms = 3, "request finished"));
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        let line: Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(line["request_id"], "r-1", "{line}");
         assert_eq!(line["route"], "/v1/me/phone-number", "{line}");
         assert_eq!(line["status"], 404, "{line}");
