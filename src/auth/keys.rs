@@ -13,6 +13,14 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
+    /// Every algorithm a key of this type may verify.
+    pub const ALGORITHMS: [Algorithm; 4] = [
+        Algorithm::HS256,
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ];
+
     pub fn hs256(secret: &[u8]) -> Self {
         Self {
             key: DecodingKey::from_secret(secret),
