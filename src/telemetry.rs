@@ -326,7 +326,16 @@ impl Visit for Members {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field.name(), &format!("{value:?}"));
+        self.put(field.name(), &AsString(value));
+    }
+}
+
+/// A `Debug` value as a JSON string, escaped as it is formatted (no `String` between).
+struct AsString<'a>(&'a dyn fmt::Debug);
+
+impl serde::Serialize for AsString<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{:?}", self.0))
     }
 }
 
@@ -476,7 +485,7 @@ mod tests {
                 yes = true,
                 half = 1.5_f64,
                 not_a_number = f64::NAN,
-                shown = %"display",
+                shown = %"a \"shown\" line\twith\u{1f}",
                 debugged = ?Some("debug"),
                 r#type = ?"raw name",
                 later = Empty,
