@@ -14,7 +14,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use sqlx::Row as _;
 
-use crate::helpers::{ADMIN_TOKEN, Options, TcpProxy, TestDatabase, audit_events, spawn_with};
+use crate::helpers::{
+    ADMIN_TOKEN, Options, TcpProxy, TestDatabase, audit_events, sample, spawn_with,
+};
 
 const PHONE: &str = "+13108904569";
 
@@ -267,7 +269,7 @@ async fn a_steady_stream_of_events_is_written_a_batch_per_linger() {
     let elapsed = started.elapsed();
     writer.abort();
 
-    let batches = sample(&metrics.encode(), "bff_audit_batch_events_count");
+    let batches = sample(&metrics.encode(), "bff_audit_batch_events_count") as u64;
     // Each batch that is not whole waited `LINGER` after the one before it.
     let most = u64::try_from(elapsed.as_millis() / LINGER.as_millis()).unwrap()
         + u64::try_from(STREAM.div_ceil(BATCH)).unwrap()
@@ -302,16 +304,6 @@ async fn refusals_after_the_link_are_recorded_and_those_before_it_are_not() {
 }
 
 /// The value of the unlabelled `series` in a `/metrics` text.
-fn sample(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn with_the_database_down_events_wait_in_a_bounded_queue() {
     let Some(database) = TestDatabase::postgres().await else {
@@ -342,7 +334,7 @@ async fn with_the_database_down_events_wait_in_a_bounded_queue() {
     let metrics = app.admin_get("/metrics", None).await.text;
     assert_eq!(
         sample(&metrics, "bff_audit_dropped_total"),
-        2,
+        2.0,
         "six events, room for four"
     );
     assert!(metrics.contains("bff_audit_queued 4"), "{metrics}");

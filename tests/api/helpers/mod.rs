@@ -24,6 +24,16 @@ pub use proxy::TcpProxy;
 pub use raw::RawUpstream;
 pub use scripted::{Reply, Scripted};
 
+/// The value of the series `series` (its whole name, labels included) in the Prometheus
+/// text `metrics`.
+pub fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+}
+
 pub fn random_hex(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut buffer).unwrap();
