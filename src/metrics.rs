@@ -88,6 +88,7 @@ pub struct Metrics {
     limiter_errors: Family<OutcomeLabels, Counter>,
     logins: Family<OutcomeLabels, Counter>,
     link_cache: Family<OutcomeLabels, Counter>,
+    link_batches: Histogram,
     sms_sends: Family<CountryLabels, Counter>,
     completions: Family<CountryLabels, Counter>,
     abuse_decisions: Family<RuleLabels, Counter>,
@@ -202,8 +203,16 @@ impl Metrics {
         for outcome in ["hit", "miss"] {
             drop(link_cache.get_or_create(&OutcomeLabels { outcome }));
         }
+        // From one subject to a whole statement's worth (identity::MAX_BATCH).
+        let link_batches = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        registry.register(
+            "link_lookup_batch_subjects",
+            "Subjects read from the database per statement that read links",
+            link_batches.clone(),
+        );
         Self {
             registry,
+            link_batches,
             audit_dropped,
             audit_queued,
             audit_batches,
@@ -348,6 +357,11 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// One statement read the links of `subjects` callers' cache misses.
+    pub fn link_batch(&self, subjects: usize) {
+        self.link_batches.observe(subjects as f64);
     }
 
     pub fn link_cache(&self, hit: bool) {

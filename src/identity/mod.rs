@@ -2,6 +2,7 @@
 //! the `user_links` table with a short cache in front.
 
 mod cache;
+mod loader;
 mod store;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
 
 pub use cache::LinkCache;
+pub use loader::{LinkLoader, MAX_BATCH};
 pub use store::{LinkStore, StoreError, bounded};
 
 /// How long a mapping may be served from memory (CONTRACT.md §3).
@@ -30,7 +32,7 @@ pub enum Identity {
     /// The id is in this claim of the JWT.
     Claim(String),
     Database {
-        store: LinkStore,
+        loader: Arc<LinkLoader>,
         cache: LinkCache,
         metrics: Arc<Metrics>,
     },
@@ -39,7 +41,7 @@ pub enum Identity {
 impl Identity {
     pub fn database(store: LinkStore, metrics: Arc<Metrics>) -> Self {
         Self::Database {
-            store,
+            loader: LinkLoader::new(store, Arc::clone(&metrics)),
             cache: LinkCache::new(CACHE_TTL),
             metrics,
         }
@@ -57,7 +59,7 @@ impl Identity {
                 .and_then(user_id_from_claim)
                 .ok_or(LinkError::NotLinked),
             Self::Database {
-                store,
+                loader,
                 cache,
                 metrics,
             } => {
@@ -66,7 +68,7 @@ impl Identity {
                 let found = match cached {
                     Some(found) => found,
                     None => {
-                        let found = store.fetch_link(subject).await?;
+                        let found = loader.fetch(subject).await?;
                         cache.put(subject, found);
                         found
                     }

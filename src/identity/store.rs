@@ -1,6 +1,7 @@
 //! The database: one `AnyPool` on SQLite or PostgreSQL, the migrations in `migrations/`,
 //! and every statement of the `user_links` table (the audit trail's are in `audit`).
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -23,7 +24,7 @@ const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
 /// The client's own bound on one call, for a server that stops answering altogether (a
 /// statement_timeout needs a server that still runs).
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// A pooled connection idle at least this long is pinged before use (the server may have
 /// restarted, or a proxy dropped it); one in steady use is not, which spares each
 /// statement a round trip of its own.
@@ -49,6 +50,9 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("database did not answer in time")]
     Timeout,
+    /// One statement's failure, answered to each lookup that waited for it.
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
 }
 
 /// The mapping store. Connections are made lazily, so `serve` starts with the database down.
@@ -124,6 +128,31 @@ impl LinkStore {
                 .fetch_optional(&self.pool);
         let id: Option<i64> = bounded(query).await?;
         Ok(id.map(AutosharesUserId))
+    }
+
+    /// The links of those of `subjects` that have one, in one statement.
+    pub async fn fetch_links(
+        &self,
+        subjects: &[&Subject],
+    ) -> Result<HashMap<Subject, AutosharesUserId>, StoreError> {
+        let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT subject, autoshares_user_id FROM user_links WHERE subject IN ({})",
+            placeholders.join(", ")
+        );
+        // The statement's text varies only in its count of placeholders; every subject is a
+        // bound value. (sqlx's QueryBuilder writes `?` for the Any driver, which PostgreSQL
+        // does not take.)
+        let statement = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.as_str()));
+        let query = subjects
+            .iter()
+            .fold(statement, |query, subject| query.bind(subject.as_str()))
+            .fetch_all(&self.pool);
+        let rows = bounded(query).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(subject, user)| (Subject::from(subject.as_str()), AutosharesUserId(user)))
+            .collect())
     }
 
     /// Creates or replaces the link of `subject`.

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures_util::future::join_all;
 use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{Options, RawUpstream, TestApp, spawn_with};
@@ -162,25 +163,36 @@ async fn postgresql_that_stops_answering_is_bounded_and_the_service_recovers() {
     };
     let (proxy, through_proxy) = crate::helpers::TcpProxy::postgres(&database.url).await;
     let app = spawn_with(Options::default().with("database.url", through_proxy)).await;
-    let caller = app.linked_caller("sub-1", 1001).await;
+    // Two waves of callers: the second arrives while the first one's link lookups are
+    // stuck in flight, and waits for them; each answer is bounded from its own start.
+    let mut callers = Vec::new();
+    for n in 0..20 {
+        callers.push(app.linked_caller(&format!("sub-{n}"), 1001 + n).await);
+    }
+    let (first, second) = callers.split_at(10);
+    let app = &app;
+    let timed = |caller| async move {
+        let started = Instant::now();
+        (app.get_phone_number(caller).await, started.elapsed())
+    };
 
     proxy.black_hole().await;
-    let started = Instant::now();
-    let stuck = app.get_phone_number(&caller).await;
-    stuck.assert_problem(500, "internal_error");
-    assert!(
-        started.elapsed() < Duration::from_secs(7),
-        "{:?}",
-        started.elapsed()
-    );
-    crate::helpers::wait_for_status(&app, "/readyz", 503).await;
+    let second_wave = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        join_all(second.iter().map(timed)).await
+    };
+    let (first, second) =
+        futures_util::future::join(join_all(first.iter().map(timed)), second_wave).await;
+    for (stuck, took) in first.iter().chain(&second) {
+        stuck.assert_problem(500, "internal_error");
+        assert!(took < &Duration::from_secs(7), "{took:?}");
+    }
+    crate::helpers::wait_for_status(app, "/readyz", 503).await;
 
     proxy.resume().await;
-    crate::helpers::wait_for_status(&app, "/readyz", 200).await;
-    assert_eq!(
-        app.get_phone_number(&caller).await.status,
-        404,
-        "no number yet"
-    );
+    crate::helpers::wait_for_status(app, "/readyz", 200).await;
+    for answer in join_all(callers.iter().map(|caller| app.get_phone_number(caller))).await {
+        assert_eq!(answer.status, 404, "no number yet: {}", answer.text);
+    }
     drop(database);
 }

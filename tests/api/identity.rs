@@ -1,6 +1,10 @@
-use serde_json::json;
+use std::time::Duration;
 
-use crate::helpers::{Options, TestDatabase, spawn_app, spawn_with};
+use futures_util::future::join_all;
+use serde_json::json;
+use sqlx::Connection as _;
+
+use crate::helpers::{Options, TestDatabase, sample, spawn_app, spawn_with};
 
 #[actix_web::test]
 async fn an_unlinked_subject_is_403_and_autoshares_is_not_called() {
@@ -101,4 +105,82 @@ async fn database_mapping_works_on_postgres() {
         return;
     };
     database_mapping_works_on(database, 1006).await;
+}
+
+#[actix_web::test]
+async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_own_link() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let url = database.url.clone();
+    let app = spawn_with(Options::default().database(database)).await;
+    let linked: Vec<_> = (0..150).map(|n| (format!("sub-{n}"), 5000 + n)).collect();
+    let mut callers = Vec::new();
+    for (subject, user) in &linked {
+        callers.push((app.linked_caller(subject, *user).await, Some(*user)));
+    }
+    for n in 0..50 {
+        callers.push((app.caller(&format!("unlinked-{n}")), None));
+    }
+
+    // Another session holds the table, so the first lookup's statement waits and every
+    // other lookup arrives while it is in flight.
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut lock = holder.begin().await.unwrap();
+    sqlx::query("LOCK TABLE user_links IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let reads = join_all(
+        callers
+            .iter()
+            .map(|(caller, _)| app.get_phone_number(caller)),
+    );
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        lock.rollback().await.unwrap();
+    };
+    let (answers, ()) = futures_util::future::join(reads, release).await;
+
+    for ((caller, user), answer) in callers.iter().zip(&answers) {
+        match user {
+            Some(_) => assert!(
+                ![403, 500, 503].contains(&answer.status),
+                "{}: {} {}",
+                caller.subject,
+                answer.status,
+                answer.text
+            ),
+            None => {
+                answer.assert_problem(403, "user_not_linked");
+            }
+        }
+    }
+    let mut called: Vec<i64> = app
+        .sandbox()
+        .requests()
+        .iter()
+        .filter_map(|seen| {
+            seen.path
+                .split("/users/")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    called.sort_unstable();
+    let expected: Vec<i64> = linked.iter().map(|(_, user)| *user).collect();
+    assert_eq!(called, expected, "each linked caller read as its own user");
+
+    let metrics = app.admin_get("/metrics", None).await.text;
+    let subjects = sample(&metrics, "bff_link_lookup_batch_subjects_sum");
+    let statements = sample(&metrics, "bff_link_lookup_batch_subjects_count");
+    assert_eq!(subjects, 200.0, "every lookup read once: {metrics}");
+    assert!(
+        statements <= 20.0,
+        "{statements} statements for 200 lookups: {metrics}"
+    );
 }

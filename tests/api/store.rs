@@ -41,6 +41,14 @@ async fn exercise(database: TestDatabase) {
         Some(AutosharesUserId(3))
     );
 
+    let (a, b, missing) = ("a".into(), "b".into(), "missing".into());
+    let found = store.fetch_links(&[&a, &missing, &b]).await.unwrap();
+    assert_eq!(
+        found,
+        [(a, AutosharesUserId(4)), (b, AutosharesUserId(3))].into(),
+        "the links that exist, in one statement"
+    );
+
     let broken = vec![
         ("c".into(), AutosharesUserId(5)),
         ("d".into(), AutosharesUserId(-1)),
