@@ -303,7 +303,6 @@ async fn refusals_after_the_link_are_recorded_and_those_before_it_are_not() {
     assert_eq!(none.status, 404, "{}", none.text);
 }
 
-/// The value of the unlabelled `series` in a `/metrics` text.
 #[actix_web::test]
 async fn with_the_database_down_events_wait_in_a_bounded_queue() {
     let Some(database) = TestDatabase::postgres().await else {

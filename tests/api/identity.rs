@@ -4,7 +4,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use sqlx::Connection as _;
 
-use crate::helpers::{Options, TestDatabase, sample, spawn_app, spawn_with};
+use crate::helpers::{Options, TestApp, TestDatabase, sample, spawn_app, spawn_with};
 
 #[actix_web::test]
 async fn an_unlinked_subject_is_403_and_autoshares_is_not_called() {
@@ -139,19 +139,10 @@ async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_
         .timeout(Duration::from_secs(30))
         .finish();
     let url = format!("{}/v1/me/phone-number", app.public);
-    let reads = join_all(callers.iter().map(|(caller, _)| {
-        let request = client
-            .get(&url)
-            .insert_header(("Authorization", format!("Bearer {}", caller.jwt)));
-        async move {
-            let mut response = request.send().await.expect("the service answers");
-            let body = response.body().await.unwrap();
-            (
-                response.status().as_u16(),
-                String::from_utf8_lossy(&body).into_owned(),
-            )
-        }
-    }));
+    let reads =
+        join_all(callers.iter().map(|(caller, _)| {
+            TestApp::send_with(&client, "GET", &url, Some(&caller.jwt), None, &[])
+        }));
     // Released once every lookup has missed the cache (or well before PostgreSQL's
     // statement_timeout of 2 s ends the statements that wait).
     let release = async {
@@ -168,11 +159,19 @@ async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_
     };
     let (answers, ()) = futures_util::future::join(reads, release).await;
 
-    for ((caller, user), (status, body)) in callers.iter().zip(&answers) {
+    for ((caller, user), answer) in callers.iter().zip(&answers) {
         let expected = if user.is_some() { 404 } else { 403 };
-        assert_eq!(*status, expected, "{}: {body}", caller.subject);
+        assert_eq!(
+            answer.status, expected,
+            "{}: {}",
+            caller.subject, answer.text
+        );
         if user.is_none() {
-            assert!(body.contains(r#""code":"user_not_linked""#), "{body}");
+            assert!(
+                answer.text.contains(r#""code":"user_not_linked""#),
+                "{}",
+                answer.text
+            );
         }
     }
     let mut called: Vec<i64> = app

@@ -253,7 +253,20 @@ impl TestApp {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Answer {
-        let mut request = self.client.request(method.parse().unwrap(), url);
+        Self::send_with(&self.client, method, url, bearer, body, headers).await
+    }
+
+    /// [`TestApp::send`] through `client` (one with room for more connections than the
+    /// harness's 100, say).
+    pub async fn send_with(
+        client: &awc::Client,
+        method: &str,
+        url: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = client.request(method.parse().unwrap(), url);
         if let Some(token) = bearer {
             request = request.insert_header(("Authorization", format!("Bearer {token}")));
         }
