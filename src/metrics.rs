@@ -203,7 +203,7 @@ impl Metrics {
         for outcome in ["hit", "miss"] {
             drop(link_cache.get_or_create(&OutcomeLabels { outcome }));
         }
-        // From one subject to a whole statement's worth (identity::MAX_BATCH).
+        // From one subject to a whole statement's worth (64, the loader's MAX_BATCH).
         let link_batches = Histogram::new(exponential_buckets(1.0, 2.0, 7));
         registry.register(
             "link_lookup_batch_subjects",

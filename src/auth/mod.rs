@@ -231,10 +231,11 @@ mod tests {
         caller.map(|caller| caller.subject.as_str().to_owned())
     }
 
-    /// `settings` with a PEM file of the public key `der` (X.509 SubjectPublicKeyInfo).
-    fn with_public_key(der: &[u8], dir: &tempfile::TempDir) -> AuthSettings {
+    /// `settings` with a PEM file `name` in `dir` of the public key `der` (X.509
+    /// SubjectPublicKeyInfo).
+    fn with_public_key(der: &[u8], dir: &tempfile::TempDir, name: &str) -> AuthSettings {
         let body = base64::engine::general_purpose::STANDARD.encode(der);
-        let path = dir.path().join(format!("{}.pem", der.len()));
+        let path = dir.path().join(name);
         let pem = format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n");
         std::fs::write(&path, pem).unwrap();
         settings(KeySource::PublicKeyFile(path))
@@ -249,13 +250,13 @@ mod tests {
 
         let ed = Ed25519KeyPair::generate().unwrap();
         let ed_public = AsDer::<PublicKeyX509Der>::as_der(ed.public_key()).unwrap();
-        let eddsa = with_public_key(ed_public.as_ref(), &dir);
+        let eddsa = with_public_key(ed_public.as_ref(), &dir, "ed25519.pem");
         let ed_private = AsDer::<Pkcs8V1Der>::as_der(&ed).unwrap();
         let eddsa_key = EncodingKey::from_ed_der(ed_private.as_ref());
 
         let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let ec_public = AsDer::<PublicKeyX509Der>::as_der(ec.public_key()).unwrap();
-        let es256 = with_public_key(ec_public.as_ref(), &dir);
+        let es256 = with_public_key(ec_public.as_ref(), &dir, "p256.pem");
         let es256_key = EncodingKey::from_ec_der(ec.to_pkcs8v1().unwrap().as_ref());
 
         let keys = [

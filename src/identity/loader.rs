@@ -66,9 +66,8 @@ impl LinkLoader {
         }
         match tokio::time::timeout(CALL_TIMEOUT, answered).await {
             Ok(Ok(answer)) => answer.map_err(StoreError::Shared),
-            // The reading task ended without answering (its runtime stopped).
-            Ok(Err(_)) => Err(StoreError::Timeout),
-            Err(_) => Err(StoreError::Timeout),
+            // Out of time, or the reader ended without answering (its runtime stopped).
+            Ok(Err(_)) | Err(_) => Err(StoreError::Timeout),
         }
     }
 

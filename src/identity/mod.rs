@@ -14,7 +14,7 @@ use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
 
 pub use cache::LinkCache;
-pub use loader::{LinkLoader, MAX_BATCH};
+pub use loader::LinkLoader;
 pub use store::{LinkStore, StoreError, bounded};
 
 /// How long a mapping may be served from memory (CONTRACT.md §3).

@@ -2,6 +2,7 @@
 //! and every statement of the `user_links` table (the audit trail's are in `audit`).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -135,11 +136,14 @@ impl LinkStore {
         &self,
         subjects: &[&Subject],
     ) -> Result<HashMap<Subject, AutosharesUserId>, StoreError> {
-        let placeholders: Vec<String> = (1..=subjects.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "SELECT subject, autoshares_user_id FROM user_links WHERE subject IN ({})",
-            placeholders.join(", ")
-        );
+        let mut sql =
+            String::from("SELECT subject, autoshares_user_id FROM user_links WHERE subject IN (");
+        for n in 1..=subjects.len() {
+            let separator = if n == 1 { "" } else { ", " };
+            // Writing into a String cannot fail.
+            let _ = write!(sql, "{separator}${n}");
+        }
+        sql.push(')');
         // The statement's text varies only in its count of placeholders; every subject is a
         // bound value. (sqlx's QueryBuilder writes `?` for the Any driver, which PostgreSQL
         // does not take.)
@@ -151,7 +155,7 @@ impl LinkStore {
         let rows = bounded(query).await?;
         Ok(rows
             .into_iter()
-            .map(|(subject, user)| (Subject::from(subject.as_str()), AutosharesUserId(user)))
+            .map(|(subject, user)| (Subject::from(subject), AutosharesUserId(user)))
             .collect())
     }
 
