@@ -6,7 +6,7 @@ mod loader;
 mod store;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -33,7 +33,7 @@ pub enum Identity {
     Claim(String),
     Database {
         loader: Arc<LinkLoader>,
-        cache: LinkCache,
+        cache: Arc<LinkCache>,
         metrics: Arc<Metrics>,
     },
 }
@@ -42,7 +42,7 @@ impl Identity {
     pub fn database(store: LinkStore, metrics: Arc<Metrics>) -> Self {
         Self::Database {
             loader: LinkLoader::new(store, Arc::clone(&metrics)),
-            cache: LinkCache::new(CACHE_TTL),
+            cache: Arc::new(LinkCache::new(CACHE_TTL)),
             metrics,
         }
     }
@@ -66,10 +66,16 @@ impl Identity {
                 let cached = cache.get(subject);
                 metrics.link_cache(cached.is_some());
                 let found = match cached {
-                    Some(found) => found,
+                    Some(hit) => {
+                        if hit.refresh {
+                            read_again(loader, cache, subject);
+                        }
+                        hit.user
+                    }
                     None => {
+                        let read_at = Instant::now();
                         let found = loader.fetch(subject).await?;
-                        cache.put(subject, found);
+                        cache.put(subject, found, read_at);
                         found
                     }
                 };
@@ -84,6 +90,19 @@ impl Identity {
             cache.forget(subject);
         }
     }
+}
+
+/// Reads `subject`'s link again while its entry is still served. A task of this worker,
+/// like the loader's readers; a failed read leaves the entry to expire, and the next lookup
+/// after that waits for the database as any miss does.
+fn read_again(loader: &Arc<LinkLoader>, cache: &Arc<LinkCache>, subject: &Subject) {
+    let (loader, cache, subject) = (Arc::clone(loader), Arc::clone(cache), subject.clone());
+    tokio::task::spawn_local(async move {
+        let read_at = Instant::now();
+        if let Ok(found) = loader.fetch(&subject).await {
+            cache.refresh(&subject, found, read_at);
+        }
+    });
 }
 
 /// A positive integer, as a JSON number or a string of digits.

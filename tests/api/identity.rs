@@ -178,15 +178,7 @@ async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_
         .sandbox()
         .requests()
         .iter()
-        .filter_map(|seen| {
-            seen.path
-                .split("/users/")
-                .nth(1)?
-                .split('/')
-                .next()?
-                .parse()
-                .ok()
-        })
+        .filter_map(|seen| user_in_path(&seen.path))
         .collect();
     called.sort_unstable();
     let expected: Vec<i64> = linked.iter().map(|(_, user)| *user).collect();
@@ -203,4 +195,73 @@ async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_
         statements <= 20.0,
         "{statements} statements for 200 lookups: {metrics}"
     );
+}
+
+/// The AutoShares user id in the path of a request to AutoShares.
+fn user_in_path(path: &str) -> Option<i64> {
+    path.split("/users/")
+        .nth(1)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The AutoShares user id of the sandbox's last request.
+fn last_user_called(app: &TestApp) -> Option<i64> {
+    user_in_path(&app.sandbox().last_request()?.path)
+}
+
+#[actix_web::test]
+async fn a_caller_who_keeps_calling_is_answered_from_a_link_read_again_in_the_background() {
+    let Some(database) = TestDatabase::postgres().await else {
+        eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let database_url = database.url.clone();
+    let app = spawn_with(Options::default().database(database)).await;
+    let caller = app.linked_caller("sub-hot", 7001).await;
+    app.get_phone_number(&caller).await;
+    // The cache's entry was read before this instant, so it expires before +5 s.
+    let cached = std::time::Instant::now();
+    assert_eq!(last_user_called(&app), Some(7001));
+
+    // The link changes behind the service's back (as by another replica).
+    let mut other = sqlx::PgConnection::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE user_links SET autoshares_user_id = 7002 WHERE subject = 'sub-hot'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    // In the entry's last second: answered from it, and it is read again meanwhile.
+    tokio::time::sleep_until((cached + Duration::from_millis(4050)).into()).await;
+    app.get_phone_number(&caller).await;
+    assert_eq!(last_user_called(&app), Some(7001), "still the cached link");
+    let statements = || async {
+        let metrics = app.admin_get("/metrics", None).await.text;
+        sample(&metrics, "bff_link_lookup_batch_subjects_count")
+    };
+    let before = statements().await;
+    for _ in 0..50 {
+        if statements().await > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Past the first read's 5 s, with the table held by another session: the link read
+    // again answers at once, with the new user id; a lookup would wait for the lock.
+    let mut lock = other.begin().await.unwrap();
+    sqlx::query("LOCK TABLE user_links IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    tokio::time::sleep_until((cached + Duration::from_millis(5100)).into()).await;
+    let started = std::time::Instant::now();
+    let answer = app.get_phone_number(&caller).await;
+    let waited = started.elapsed();
+    lock.rollback().await.unwrap();
+    assert!(answer.status < 500, "{}", answer.text);
+    assert_eq!(last_user_called(&app), Some(7002), "the link read again");
+    assert!(waited < Duration::from_secs(1), "waited {waited:?}");
 }
