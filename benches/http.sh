@@ -185,11 +185,12 @@ per_request_us() {
 peak_rss() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$BFF_PID/status"; }
 reset_peak_rss() { echo 5 > "/proc/$BFF_PID/clear_refs"; }
 
-# The service's counters for the phone-number route and the AutoShares calls, one
-# "series value" a line, to tell how a scenario's requests failed.
+# The service's counters for the phone-number route, the AutoShares calls and the audit
+# events lost (none may be: each bind is audited), one "series value" a line, to tell how
+# a scenario's requests failed.
 counters() {
   curl -fs "http://127.0.0.1:$ADMIN/metrics" |
-    awk '/^bff_(http_requests_total\{.*phone-number|upstream_requests_total)/ { print $1, $2 }'
+    awk '/^bff_(http_requests_total\{.*phone-number|upstream_requests_total|audit_dropped_total)/ { print $1, $2 }'
 }
 failures() {
   join -a 2 -e 0 -o '0,1.2,2.2' <(sort "$1") <(sort "$2") |
