@@ -20,6 +20,12 @@ const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
 /// SQLite's page cache of one connection, in KiB (its default is 2 000 KiB, which the audit
 /// trail's writes fill on every connection of the pool; the OS caches the file anyway).
 const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
+/// The pool's connections. PostgreSQL's serve the link lookups (`loader::LANES` at a time),
+/// the audit writer and the admin API. SQLite's the same, but each is a thread of its own
+/// with its own page cache, and one file takes one writer at a time: more would cost memory
+/// and buy nothing.
+const POSTGRES_CONNECTIONS: u32 = 10;
+const SQLITE_CONNECTIONS: u32 = 6;
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
@@ -67,8 +73,13 @@ impl LinkStore {
     pub fn connect_lazy(url: &SecretString) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let url = prepare_url(url.expose_secret())?;
+        let connections = if url.starts_with("sqlite:") {
+            SQLITE_CONNECTIONS
+        } else {
+            POSTGRES_CONNECTIONS
+        };
         let pool = AnyPoolOptions::new()
-            .max_connections(10)
+            .max_connections(connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
@@ -272,6 +283,21 @@ mod tests {
             assert_eq!(prepare_url(&input).unwrap(), expected, "{input}");
         }
         assert!(dir.path().join("sub").is_dir(), "the folder was created");
+    }
+
+    #[actix_web::test]
+    async fn a_sqlite_pool_keeps_fewer_connections_than_a_postgres_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}", dir.path().join("links.db").display());
+        let postgres = "postgres://u@127.0.0.1:1/db".to_owned();
+        for (url, connections) in [(sqlite, 6), (postgres, 10)] {
+            let store = LinkStore::connect_lazy(&SecretString::from(url.clone())).unwrap();
+            assert_eq!(
+                store.pool.options().get_max_connections(),
+                connections,
+                "{url}"
+            );
+        }
     }
 
     #[actix_web::test]
