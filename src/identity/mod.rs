@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
 
-pub use cache::LinkCache;
-pub use loader::LinkLoader;
+use cache::LinkCache;
+use loader::LinkLoader;
 pub use store::{LinkStore, StoreError, bounded};
 
 /// How long a mapping may be served from memory (CONTRACT.md §3).

@@ -127,11 +127,7 @@ async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_
     // Another session holds the table, so the first lookup's statement waits and every
     // other lookup arrives while it is in flight.
     let mut holder = sqlx::PgConnection::connect(&database_url).await.unwrap();
-    let mut lock = holder.begin().await.unwrap();
-    sqlx::query("LOCK TABLE user_links IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = hold_links(&mut holder).await;
     // A client of its own, with room for every read at once (the harness's keeps 100
     // connections, and polls the metrics below).
     let client = awc::Client::builder()
@@ -197,6 +193,17 @@ async fn lookups_that_wait_for_the_database_are_read_together_and_each_gets_its_
     );
 }
 
+/// Locks `user_links` in `session` until the transaction is rolled back: statements of
+/// other sessions that read it wait.
+async fn hold_links(session: &mut sqlx::PgConnection) -> sqlx::Transaction<'_, sqlx::Postgres> {
+    let mut lock = session.begin().await.unwrap();
+    sqlx::query("LOCK TABLE user_links IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    lock
+}
+
 /// The AutoShares user id in the path of a request to AutoShares.
 fn user_in_path(path: &str) -> Option<i64> {
     path.split("/users/")
@@ -234,14 +241,14 @@ async fn a_caller_who_keeps_calling_is_answered_from_a_link_read_again_in_the_ba
         .unwrap();
 
     // In the entry's last second: answered from it, and it is read again meanwhile.
-    tokio::time::sleep_until((cached + Duration::from_millis(4050)).into()).await;
-    app.get_phone_number(&caller).await;
-    assert_eq!(last_user_called(&app), Some(7001), "still the cached link");
     let statements = || async {
         let metrics = app.admin_get("/metrics", None).await.text;
         sample(&metrics, "bff_link_lookup_batch_subjects_count")
     };
     let before = statements().await;
+    tokio::time::sleep_until((cached + Duration::from_millis(4050)).into()).await;
+    app.get_phone_number(&caller).await;
+    assert_eq!(last_user_called(&app), Some(7001), "still the cached link");
     for _ in 0..50 {
         if statements().await > before {
             break;
@@ -251,11 +258,7 @@ async fn a_caller_who_keeps_calling_is_answered_from_a_link_read_again_in_the_ba
 
     // Past the first read's 5 s, with the table held by another session: the link read
     // again answers at once, with the new user id; a lookup would wait for the lock.
-    let mut lock = other.begin().await.unwrap();
-    sqlx::query("LOCK TABLE user_links IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let lock = hold_links(&mut other).await;
     tokio::time::sleep_until((cached + Duration::from_millis(5100)).into()).await;
     let started = std::time::Instant::now();
     let answer = app.get_phone_number(&caller).await;
