@@ -1,7 +1,6 @@
 //! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch in one
 //! transaction of a few statements, a subject's history newest first, and retention.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -10,7 +9,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, AssertSqlSafe};
 
-use crate::identity::{LinkStore, StoreError, bounded};
+use crate::identity::{LinkStore, Placeholders, StoreError, bounded};
 use crate::ids::Subject;
 use crate::phone::Country;
 
@@ -55,8 +54,8 @@ const COLUMNS: [&str; 10] = [
     "request_id",
 ];
 
-/// `INSERT … VALUES ($1, …, $10), ($11, …), …` for `rows` events.
-fn insert_statement(rows: usize) -> Arc<str> {
+/// `INSERT … VALUES ($1, …, $10), ($11, …), …` for `rows` events (bare `?` on SQLite).
+fn insert_statement(rows: usize, placeholders: Placeholders) -> Arc<str> {
     let mut sql = format!("INSERT INTO audit_events ({}) VALUES ", COLUMNS.join(", "));
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -64,7 +63,7 @@ fn insert_statement(rows: usize) -> Arc<str> {
             if column > 0 {
                 sql.push_str(", ");
             }
-            let _ = write!(sql, "${}", row * COLUMNS.len() + column + 1);
+            placeholders.push(&mut sql, row * COLUMNS.len() + column + 1);
         }
         sql.push(')');
     }
@@ -104,8 +103,8 @@ impl AuditStore {
     pub fn new(links: &LinkStore) -> Self {
         Self {
             pool: links.pool(),
-            one: insert_statement(1),
-            many: insert_statement(ROWS_PER_STATEMENT),
+            one: insert_statement(1, links.placeholders()),
+            many: insert_statement(ROWS_PER_STATEMENT, links.placeholders()),
         }
     }
 

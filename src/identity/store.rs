@@ -62,10 +62,34 @@ pub enum StoreError {
     Shared(std::sync::Arc<StoreError>),
 }
 
+/// How a statement's text names its bound values. PostgreSQL takes only `$1, $2, …`.
+/// SQLite takes those too, but finds each named value's number by a walk through its list
+/// of names, and sqlx asks once per value bound: a statement of hundreds of values then
+/// costs time quadratic in their count. SQLite numbers bare `?` in order with no list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placeholders {
+    Numbered,
+    Bare,
+}
+
+impl Placeholders {
+    /// Appends the name of bound value `n` (from 1) to `sql`.
+    pub fn push(self, sql: &mut String, n: usize) {
+        match self {
+            // Writing into a String cannot fail.
+            Self::Numbered => {
+                let _ = write!(sql, "${n}");
+            }
+            Self::Bare => sql.push('?'),
+        }
+    }
+}
+
 /// The mapping store. Connections are made lazily, so `serve` starts with the database down.
 #[derive(Clone)]
 pub struct LinkStore {
     pool: AnyPool,
+    placeholders: Placeholders,
 }
 
 impl LinkStore {
@@ -73,10 +97,10 @@ impl LinkStore {
     pub fn connect_lazy(url: &SecretString) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let url = prepare_url(url.expose_secret())?;
-        let connections = if url.starts_with("sqlite:") {
-            SQLITE_CONNECTIONS
+        let (connections, placeholders) = if url.starts_with("sqlite:") {
+            (SQLITE_CONNECTIONS, Placeholders::Bare)
         } else {
-            POSTGRES_CONNECTIONS
+            (POSTGRES_CONNECTIONS, Placeholders::Numbered)
         };
         let pool = AnyPoolOptions::new()
             .max_connections(connections)
@@ -107,12 +131,17 @@ impl LinkStore {
                 })
             })
             .connect_lazy(&url)?;
-        Ok(Self { pool })
+        Ok(Self { pool, placeholders })
     }
 
     /// The pool, for the audit trail's statements.
     pub fn pool(&self) -> AnyPool {
         self.pool.clone()
+    }
+
+    /// How statements of many values on this pool name them.
+    pub fn placeholders(&self) -> Placeholders {
+        self.placeholders
     }
 
     /// Applies the embedded migrations that have not run yet.
@@ -150,9 +179,10 @@ impl LinkStore {
         let mut sql =
             String::from("SELECT subject, autoshares_user_id FROM user_links WHERE subject IN (");
         for n in 1..=subjects.len() {
-            let separator = if n == 1 { "" } else { ", " };
-            // Writing into a String cannot fail.
-            let _ = write!(sql, "{separator}${n}");
+            if n > 1 {
+                sql.push_str(", ");
+            }
+            self.placeholders.push(&mut sql, n);
         }
         sql.push(')');
         // The statement's text varies only in its count of placeholders; every subject is a
@@ -283,6 +313,24 @@ mod tests {
             assert_eq!(prepare_url(&input).unwrap(), expected, "{input}");
         }
         assert!(dir.path().join("sub").is_dir(), "the folder was created");
+    }
+
+    #[actix_web::test]
+    async fn sqlite_statements_name_their_values_bare_and_postgresql_ones_by_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}", dir.path().join("links.db").display());
+        let postgres = "postgres://u@127.0.0.1:1/db".to_owned();
+        for (url, expected) in [(sqlite, "?, ?, ?"), (postgres, "$1, $2, $3")] {
+            let store = LinkStore::connect_lazy(&SecretString::from(url.clone())).unwrap();
+            let mut sql = String::new();
+            for n in 1..=3 {
+                if n > 1 {
+                    sql.push_str(", ");
+                }
+                store.placeholders().push(&mut sql, n);
+            }
+            assert_eq!(sql, expected, "{url}");
+        }
     }
 
     #[actix_web::test]
