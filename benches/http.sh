@@ -19,7 +19,7 @@
 #       failures is printed after the table)
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bff_bench benches/http.sh
 #       # links in PostgreSQL instead of a fresh SQLite file; a database of its own, as its
-#       # links are deleted first
+#       # links and audit events are deleted first (each run starts from the same tables)
 #   BENCH_LOG_LEVEL=warn benches/http.sh   # without the per-request log lines
 #   BENCH_PROFILE=bind:32 benches/http.sh   # also a CPU profile of the service during that
 #       scenario (perf; its top entries are printed at the end)
@@ -127,7 +127,7 @@ eval "$(sed -n 's/^ENV \([A-Z_]*MALLOC_.*\)/export \1/p' Dockerfile)"
 python3 benches/http_inputs.py "$WORK" "$USERS" "$NUMBERS" "${BENCH_LINKS:-$USERS}"
 if [ -n "${BENCH_DATABASE_URL:-}" ]; then
   "$BIN" migrate >/dev/null
-  command -v psql >/dev/null && psql -q "$BENCH_DATABASE_URL" -c 'DELETE FROM user_links' >/dev/null
+  command -v psql >/dev/null && psql -q "$BENCH_DATABASE_URL" -c 'TRUNCATE user_links, audit_events' >/dev/null
 fi
 "$BIN" users import "$WORK/links.csv" >/dev/null
 SERVE=("$BIN" serve)
