@@ -505,6 +505,45 @@ mod tests {
     }
 
     #[test]
+    fn an_event_writes_its_fields_as_json_values_over_its_spans_fields() {
+        let line = line_through(SpanFields, || {
+            let span = tracing::info_span!("request", request_id = "r-1", status = 200_u64);
+            span.in_scope(|| {
+                tracing::warn!(
+                    status = 404_u64,
+                    text = "a \"quoted\" \\ line\nwith\u{1} control and ünïcode",
+                    negative = -7_i64,
+                    largest = u64::MAX,
+                    yes = true,
+                    half = 1.5_f64,
+                    not_a_number = f64::NAN,
+                    shown = %"a \"shown\" line\twith\u{1f}",
+                    debugged = ?Some("debug"),
+                    bytes = &b"ab"[..],
+                    "logged {}", "here"
+                )
+            });
+        });
+        let expected = serde_json::json!({
+            "request_id": "r-1",
+            "status": 404,
+            "text": "a \"quoted\" \\ line\nwith\u{1} control and ünïcode",
+            "negative": -7,
+            "largest": u64::MAX,
+            "yes": true,
+            "half": 1.5,
+            "not_a_number": null,
+            "shown": "a \"shown\" line\twith\u{1f}",
+            "debugged": "Some(\"debug\")",
+            "bytes": "[61 62]",
+            "message": "logged here",
+            "level": "WARN",
+            "target": module_path!(),
+        });
+        assert_eq!(line, expected);
+    }
+
+    #[test]
     fn fields_recorded_later_join_their_span_and_the_last_value_wins() {
         let line = line_through(SpanFields, || {
             let request = tracing::info_span!(
