@@ -474,18 +474,22 @@ mod tests {
         line
     }
 
+    /// Strings that need escaping in JSON: quotes, a backslash, control characters.
+    const TEXT: &str = "a \"quoted\" \\ line\nwith\u{1} control and ünïcode";
+    const SHOWN: &str = "a \"shown\" line\twith\u{1f}";
+
     #[test]
     fn span_fields_are_the_members_json_fields_writes() {
         let emit = || {
             let outer = tracing::info_span!(
                 "outer",
-                text = "a \"quoted\" \\ line\nwith\u{1} control and ünïcode",
+                text = TEXT,
                 negative = -7_i64,
                 largest = u64::MAX,
                 yes = true,
                 half = 1.5_f64,
                 not_a_number = f64::NAN,
-                shown = %"a \"shown\" line\twith\u{1f}",
+                shown = %SHOWN,
                 debugged = ?Some("debug"),
                 r#type = ?"raw name",
                 later = Empty,
@@ -511,13 +515,13 @@ mod tests {
             span.in_scope(|| {
                 tracing::warn!(
                     status = 404_u64,
-                    text = "a \"quoted\" \\ line\nwith\u{1} control and ünïcode",
+                    text = TEXT,
                     negative = -7_i64,
                     largest = u64::MAX,
                     yes = true,
                     half = 1.5_f64,
                     not_a_number = f64::NAN,
-                    shown = %"a \"shown\" line\twith\u{1f}",
+                    shown = %SHOWN,
                     debugged = ?Some("debug"),
                     bytes = &b"ab"[..],
                     "logged {}", "here"
@@ -527,13 +531,13 @@ mod tests {
         let expected = serde_json::json!({
             "request_id": "r-1",
             "status": 404,
-            "text": "a \"quoted\" \\ line\nwith\u{1} control and ünïcode",
+            "text": TEXT,
             "negative": -7,
             "largest": u64::MAX,
             "yes": true,
             "half": 1.5,
             "not_a_number": null,
-            "shown": "a \"shown\" line\twith\u{1f}",
+            "shown": SHOWN,
             "debugged": "Some(\"debug\")",
             "bytes": "[61 62]",
             "message": "logged here",

@@ -59,12 +59,8 @@ fn insert_statement(rows: usize, placeholders: Placeholders) -> Arc<str> {
     let mut sql = format!("INSERT INTO audit_events ({}) VALUES ", COLUMNS.join(", "));
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..COLUMNS.len() {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            placeholders.push(&mut sql, row * COLUMNS.len() + column + 1);
-        }
+        let first = row * COLUMNS.len() + 1;
+        placeholders.push_list(&mut sql, first..=first + COLUMNS.len() - 1);
         sql.push(')');
     }
     sql.into()

@@ -73,14 +73,20 @@ pub enum Placeholders {
 }
 
 impl Placeholders {
-    /// Appends the name of bound value `n` (from 1) to `sql`.
-    pub fn push(self, sql: &mut String, n: usize) {
-        match self {
-            // Writing into a String cannot fail.
-            Self::Numbered => {
-                let _ = write!(sql, "${n}");
+    /// Appends the names of bound values `numbers` (counted from 1), `, ` between them.
+    pub fn push_list(self, sql: &mut String, numbers: std::ops::RangeInclusive<usize>) {
+        let first = *numbers.start();
+        for n in numbers {
+            if n > first {
+                sql.push_str(", ");
             }
-            Self::Bare => sql.push('?'),
+            match self {
+                // Writing into a String cannot fail.
+                Self::Numbered => {
+                    let _ = write!(sql, "${n}");
+                }
+                Self::Bare => sql.push('?'),
+            }
         }
     }
 }
@@ -178,12 +184,7 @@ impl LinkStore {
     ) -> Result<HashMap<Subject, AutosharesUserId>, StoreError> {
         let mut sql =
             String::from("SELECT subject, autoshares_user_id FROM user_links WHERE subject IN (");
-        for n in 1..=subjects.len() {
-            if n > 1 {
-                sql.push_str(", ");
-            }
-            self.placeholders.push(&mut sql, n);
-        }
+        self.placeholders.push_list(&mut sql, 1..=subjects.len());
         sql.push(')');
         // The statement's text varies only in its count of placeholders; every subject is a
         // bound value. (sqlx's QueryBuilder writes `?` for the Any driver, which PostgreSQL
@@ -323,12 +324,7 @@ mod tests {
         for (url, expected) in [(sqlite, "?, ?, ?"), (postgres, "$1, $2, $3")] {
             let store = LinkStore::connect_lazy(&SecretString::from(url.clone())).unwrap();
             let mut sql = String::new();
-            for n in 1..=3 {
-                if n > 1 {
-                    sql.push_str(", ");
-                }
-                store.placeholders().push(&mut sql, n);
-            }
+            store.placeholders().push_list(&mut sql, 1..=3);
             assert_eq!(sql, expected, "{url}");
         }
     }
