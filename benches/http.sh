@@ -23,11 +23,11 @@
 #   BENCH_LOG_LEVEL=warn benches/http.sh   # without the per-request log lines
 #   BENCH_PROFILE=bind:32 benches/http.sh   # also a CPU profile of the service during that
 #       scenario (perf; its top entries are printed at the end)
-#   BENCH_CALLGRIND=bind benches/http.sh 30   # instead of the table: the service under
-#       callgrind, 4 connections for the given seconds, and the instructions it executed
-#       per request (read or bind). The count is the same whatever else the machine is
-#       doing, so it compares two builds where req/s and CPU time are too noisy
-#       (needs valgrind)
+#   BENCH_CALLGRIND=bind benches/http.sh 30   # instead of the table: the service, then the
+#       nginx proxy alone, under callgrind, 4 connections for the given seconds each, and
+#       the instructions each executed per request (read or bind) and their ratio. The
+#       count is the same whatever else the machine is doing, so it compares two builds
+#       where req/s and CPU time are too noisy (needs valgrind)
 #
 # Needs nginx and wrk (Debian: apt-get install nginx-light wrk). Everything listens on
 # 127.0.0.1 only and stops when the script ends.
@@ -46,7 +46,7 @@ done
 cargo build --release --quiet
 BIN="$CARGO_TARGET_DIR/release/autoshares-bff"
 WORK="$(mktemp -d)"
-STUB=18181 PROXY=18182 BFF=18183 ADMIN=18184
+STUB=18181 PROXY=18182 BFF=18183 ADMIN=18184 PROXY_ALONE=18185
 PHONE_PATH=/api/v1.0/users/1001/subscriptions/settings/phonenumber
 
 BUSY_PIDS=()
@@ -64,18 +64,25 @@ stop_busy() {
 cleanup() {
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   [ -n "${BFF_PID:-}" ] && kill "$BFF_PID" 2>/dev/null || true
+  [ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null || true
   stop_busy
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 2;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+# What both nginx configurations share: the main context of a process named $1 with $2
+# workers, and in the http context the temp paths and the pool to the stub.
+nginx_main() {
+  cat <<NGINX
+worker_processes $2;
+pid $WORK/$1.pid;
+error_log $WORK/$1-error.log warn;
 events { worker_connections 4096; }
-http {
+NGINX
+}
+http_common() {
+  cat <<NGINX
   access_log off;
   client_body_temp_path $WORK/body;
   proxy_temp_path $WORK/proxy;
@@ -83,6 +90,26 @@ http {
   uwsgi_temp_path $WORK/uwsgi;
   scgi_temp_path $WORK/scgi;
   upstream stub { server 127.0.0.1:$STUB; keepalive 128; }
+NGINX
+}
+# The baseline: a plain reverse proxy to the stub on port $1, no checks at all.
+proxy_server() {
+  cat <<NGINX
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      proxy_pass http://stub$PHONE_PATH;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+NGINX
+}
+
+cat > "$WORK/nginx.conf" <<NGINX
+$(nginx_main nginx 2)
+http {
+$(http_common)
   # The stub AutoShares: the documented answers of /token, bind (PUT) and read (GET).
   server {
     listen 127.0.0.1:$STUB;
@@ -95,15 +122,7 @@ http {
       return 200 '{"PhoneNumber":"+13108904569","PhoneNumberState":"Active"}';
     }
   }
-  # The baseline: a plain reverse proxy to the same stub, no checks at all.
-  server {
-    listen 127.0.0.1:$PROXY;
-    location / {
-      proxy_pass http://stub$PHONE_PATH;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
+$(proxy_server "$PROXY")
 }
 NGINX
 nginx -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log"
@@ -205,23 +224,48 @@ curl -fs -o /dev/null "http://127.0.0.1:$PROXY/"
 if [ -n "${BENCH_CALLGRIND:-}" ]; then
   case "$BENCH_CALLGRIND" in read) method=GET ;; bind) method=PUT ;; *) echo "BENCH_CALLGRIND is read or bind" >&2; exit 2 ;; esac
   one_run() {
-    wrk -t1 -c4 -d"$1s" --timeout 10s -s "$WORK/load.lua" "http://127.0.0.1:$BFF/v1/me/phone-number" \
+    wrk -t1 -c4 -d"$2s" --timeout 10s -s "$WORK/load.lua" "$1" \
       -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt"
   }
-  # Connections, the service token, the database's connections and caches warm first;
-  # then only the measured requests are counted (and the service's shutdown, a fixed cost
-  # that a longer run makes smaller).
-  one_run 3 >/dev/null
-  callgrind_control -z "$BFF_PID" >/dev/null 2>&1
-  served="$(one_run "$DURATION" | awk '/ requests in / { print $1 }')"
-  kill -TERM "$BFF_PID"
-  wait "$BFF_PID" || true
+  # Sets PER_REQUEST to the instructions a request of process $1, running under callgrind
+  # into file $2 and serving URL $3, stopped by signal $4. Connections, tokens and caches
+  # warm first; then only the measured requests are counted (and the process's shutdown,
+  # a fixed cost that a longer run makes smaller).
+  count_per_request() {
+    local pid="$1" out="$2" url="$3" signal="$4" served total
+    one_run "$url" 3 >/dev/null
+    callgrind_control -z "$pid" >/dev/null 2>&1
+    served="$(one_run "$url" "$DURATION" | awk '/ requests in / { print $1 }')"
+    kill -"$signal" "$pid"
+    wait "$pid" || true
+    total="$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+    PER_REQUEST="$(awk -v t="$total" -v n="$served" 'BEGIN { printf "%.0f", t / n }')"
+  }
+  count_per_request "$BFF_PID" "$WORK/callgrind.out" "http://127.0.0.1:$BFF/v1/me/phone-number" TERM
   unset BFF_PID
-  total="$(callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
+  bff="$PER_REQUEST"
   cp "$WORK/callgrind.out" "$CARGO_TARGET_DIR/bench-callgrind.out"
-  echo "callgrind, $BENCH_CALLGRIND, 4 connections, ${DURATION}s: $served requests," \
-    "$(awk -v t="$total" -v n="$served" 'BEGIN { printf "%.0f", t / n }') instructions a request"
-  echo "(the whole count stays in $CARGO_TARGET_DIR/bench-callgrind.out for callgrind_annotate)"
+
+  # The baseline under the same count: the proxy alone, in one nginx process of its own
+  # (the stub stays in the other).
+  cat > "$WORK/proxy.conf" <<NGINX
+daemon off;
+master_process off;
+$(nginx_main proxy 1)
+http {
+$(http_common)
+$(proxy_server "$PROXY_ALONE")
+}
+NGINX
+  valgrind --tool=callgrind --dump-instr=no --callgrind-out-file="$WORK/nginx.callgrind.out" \
+    nginx -c "$WORK/proxy.conf" -e "$WORK/proxy-error.log" > "$WORK/proxy.log" 2>&1 &
+  PROXY_PID=$!
+  for _ in $(seq 1 600); do curl -fs -o /dev/null "http://127.0.0.1:$PROXY_ALONE/" && break; sleep 0.1; done
+  count_per_request "$PROXY_PID" "$WORK/nginx.callgrind.out" "http://127.0.0.1:$PROXY_ALONE/" QUIT
+  unset PROXY_PID
+  echo "callgrind, $BENCH_CALLGRIND, 4 connections, ${DURATION}s each, instructions a request:" \
+    "bff $bff, nginx $PER_REQUEST, bff / nginx $(awk -v b="$bff" -v n="$PER_REQUEST" 'BEGIN { printf "%.2f", b / n }')"
+  echo "(the service's whole count stays in $CARGO_TARGET_DIR/bench-callgrind.out for callgrind_annotate)"
   exit 0
 fi
 
