@@ -196,6 +196,8 @@ measure() {
 # machine changes far less than req/s.
 cpu_ticks() { for pid in "$@"; do awk '{ print $14 + $15 }' "/proc/$pid/stat"; done | awk '{ t += $1 } END { print t }'; }
 nginx_workers() { pgrep -P "$(cat "$WORK/nginx.pid")" | tr '\n' ' '; }
+# The service's figure over nginx's, to two places.
+ratio() { awk -v b="$1" -v n="$2" 'BEGIN { printf "%.2f", b / n }'; }
 per_request_us() {
   awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t / hz * 1e6 / n : 0) }'
 }
@@ -227,12 +229,13 @@ if [ -n "${BENCH_CALLGRIND:-}" ]; then
     wrk -t1 -c4 -d"$2s" --timeout 10s -s "$WORK/load.lua" "$1" \
       -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt"
   }
-  # Sets PER_REQUEST to the instructions a request of process $1, running under callgrind
-  # into file $2 and serving URL $3, stopped by signal $4. Connections, tokens and caches
-  # warm first; then only the measured requests are counted (and the process's shutdown,
-  # a fixed cost that a longer run makes smaller).
+  # Prints, for side $5, the requests served and the instructions a request of process $1,
+  # running under callgrind into file $2 and serving URL $3, stopped by signal $4; and sets
+  # PER_REQUEST to the latter. Connections, tokens and caches warm first; then only the
+  # measured requests are counted (and the process's shutdown, a fixed cost that a longer
+  # run makes smaller).
   count_per_request() {
-    local pid="$1" out="$2" url="$3" signal="$4" served total
+    local pid="$1" out="$2" url="$3" signal="$4" side="$5" served total
     one_run "$url" 3 >/dev/null
     callgrind_control -z "$pid" >/dev/null 2>&1
     served="$(one_run "$url" "$DURATION" | awk '/ requests in / { print $1 }')"
@@ -240,8 +243,10 @@ if [ -n "${BENCH_CALLGRIND:-}" ]; then
     wait "$pid" || true
     total="$(callgrind_annotate "$out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
     PER_REQUEST="$(awk -v t="$total" -v n="$served" 'BEGIN { printf "%.0f", t / n }')"
+    echo "$side: $served requests, $PER_REQUEST instructions a request"
   }
-  count_per_request "$BFF_PID" "$WORK/callgrind.out" "http://127.0.0.1:$BFF/v1/me/phone-number" TERM
+  echo "callgrind, $BENCH_CALLGRIND, 4 connections, ${DURATION}s each"
+  count_per_request "$BFF_PID" "$WORK/callgrind.out" "http://127.0.0.1:$BFF/v1/me/phone-number" TERM bff
   unset BFF_PID
   bff="$PER_REQUEST"
   cp "$WORK/callgrind.out" "$CARGO_TARGET_DIR/bench-callgrind.out"
@@ -261,10 +266,9 @@ NGINX
     nginx -c "$WORK/proxy.conf" -e "$WORK/proxy-error.log" > "$WORK/proxy.log" 2>&1 &
   PROXY_PID=$!
   for _ in $(seq 1 600); do curl -fs -o /dev/null "http://127.0.0.1:$PROXY_ALONE/" && break; sleep 0.1; done
-  count_per_request "$PROXY_PID" "$WORK/nginx.callgrind.out" "http://127.0.0.1:$PROXY_ALONE/" QUIT
+  count_per_request "$PROXY_PID" "$WORK/nginx.callgrind.out" "http://127.0.0.1:$PROXY_ALONE/" QUIT nginx
   unset PROXY_PID
-  echo "callgrind, $BENCH_CALLGRIND, 4 connections, ${DURATION}s each, instructions a request:" \
-    "bff $bff, nginx $PER_REQUEST, bff / nginx $(awk -v b="$bff" -v n="$PER_REQUEST" 'BEGIN { printf "%.2f", b / n }')"
+  echo "bff / nginx: $(ratio "$bff" "$PER_REQUEST")"
   echo "(the service's whole count stays in $CARGO_TARGET_DIR/bench-callgrind.out for callgrind_annotate)"
   exit 0
 fi
@@ -296,8 +300,8 @@ for scenario in $SCENARIOS; do
   counters > "$WORK/after.txt"
   stop_busy
   [ -n "${PERF_PID:-}" ] && { wait "$PERF_PID" || true; unset PERF_PID; }
-  ratio="$(awk -v b="$b_rps" -v n="$n_rps" 'BEGIN { printf "%.2f", b / n }')"
-  printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' "$scenario" "$n_rps" "$b_rps" "$ratio" \
+  rps_ratio="$(ratio "$b_rps" "$n_rps")"
+  printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' "$scenario" "$n_rps" "$b_rps" "$rps_ratio" \
     "$n_p50/$n_p99" "$b_p50/$b_p99" "$n_err" "$b_err" "$n_us" "$b_us" "$rss"
   { echo "$scenario: what the service counted besides 200s"
     failures "$WORK/before.txt" "$WORK/after.txt" | grep . || echo "  nothing"; } >> "$REPORT"
