@@ -22,6 +22,13 @@ pub enum TlsError {
     Setup,
 }
 
+/// Makes aws-lc-rs the process's TLS provider, for the clients that build their own TLS
+/// settings (Redis's). Idempotent.
+pub fn install_crypto_provider() {
+    // An error means a provider is installed already: the same one, by an earlier call.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// The TLS client settings: webpki's roots, plus the certificates of `ca_file`.
 pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();

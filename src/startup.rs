@@ -18,7 +18,7 @@ use crate::audit::Audit;
 use crate::auth::{Authenticator, Jwks, StepUp};
 use crate::client_address::TrustedProxies;
 use crate::config::{IdentitySource, LimitBackend, Settings};
-use crate::http::admin::{AdminState, admin_routes};
+use crate::http::admin::{AdminState, Readiness, admin_routes};
 use crate::http::cors::{self, Cors};
 use crate::http::{AppState, RequestDeadline, RequestSpan, client, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
@@ -74,6 +74,7 @@ pub struct Application {
 pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<Application> {
     let public_addr = listeners.public.local_addr()?;
     let admin_addr = listeners.admin.local_addr()?;
+    net::install_crypto_provider();
 
     let store = LinkStore::connect_lazy(&settings.database.url)
         .context("configuration: database.url is not usable")?;
@@ -107,8 +108,8 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     let quotas = &settings.rate_limit;
     let backend = match &quotas.backend {
         LimitBackend::Memory => Backend::Memory(MemoryLimits::new(&settings.abuse.safe)),
-        LimitBackend::Redis { url, key_prefix } => Backend::Redis(
-            RedisLimits::new(url, key_prefix).map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
+        LimitBackend::Redis(redis) => Backend::Redis(
+            RedisLimits::new(redis).map_err(|e| anyhow::anyhow!("configuration: {e}"))?,
         ),
     };
     let policy = Policy {
@@ -200,6 +201,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         jwks: jwks.clone(),
         metrics,
         shutting_down: Arc::clone(&shutting_down),
+        readiness: Readiness::default(),
     });
     let admin = HttpServer::new(move || {
         App::new()

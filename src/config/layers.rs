@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
-use secrecy::{SecretBox, SecretString};
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -298,6 +298,35 @@ impl Layers {
             (None, Some(path)) => read_secret_file(&file_key, &path).map(Some),
             (None, None) => Ok(None),
         }
+    }
+
+    /// A list that may hold secrets (URLs with passwords): from `key`, or from the file
+    /// its `key_file` form names (items separated by commas or lines).
+    pub fn secret_list(&self, key: &str) -> Result<Option<Vec<SecretString>>, ConfigError> {
+        let file_key = format!("{key}_file");
+        let from_file = match self.text_value(&file_key)? {
+            Some(path) => Some(read_secret_file(&file_key, &path)?),
+            None => None,
+        };
+        let items = match (self.list(key)?, from_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::key(
+                    key,
+                    &format!("and {file_key} are both set; use one"),
+                ));
+            }
+            (Some(items), None) => items,
+            (None, Some(text)) => text
+                .expose_secret()
+                .split([',', '\n'])
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            (None, None) => return Ok(None),
+        };
+        let items: Vec<SecretString> = items.into_iter().map(SecretString::from).collect();
+        Ok((!items.is_empty()).then_some(items))
     }
 
     /// A secret that must be set, directly or through its `_file` form.

@@ -19,8 +19,9 @@ pub use quota::{Quota, QuotaError};
 pub use sections::{
     AbuseSettings, AuditSettings, AuthSettings, ConversionSettings, CorsSettings, DatabaseSettings,
     IdentitySource, KeySource, LimitBackend, LogFormat, LogSettings, OnBackendError, PhoneSettings,
-    RateLimitSettings, RuleMode, SealingKey, ServerSettings, TelemetrySettings, UpstreamSettings,
-    VerificationSettings, admin_token, is_e164_prefix, sandbox_listen,
+    RateLimitSettings, RedisSettings, RedisTopology, RuleMode, SealingKey, ServerSettings,
+    TelemetrySettings, UpstreamSettings, VerificationSettings, admin_token, is_e164_prefix,
+    sandbox_listen,
 };
 
 /// A configuration problem, always naming the dotted key it is about.
@@ -367,7 +368,7 @@ mod tests {
         assert!(settings.server.trusted_proxies.len() == 1);
         assert!(matches!(
             settings.rate_limit.backend,
-            LimitBackend::Redis { .. }
+            LimitBackend::Redis(_)
         ));
         assert!(
             settings

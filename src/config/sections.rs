@@ -212,11 +212,75 @@ pub enum OnBackendError {
 #[derive(Debug, Clone)]
 pub enum LimitBackend {
     Memory,
-    Redis {
-        url: SecretString,
-        /// Put before every key, so deployments (and tests) can share one Redis.
-        key_prefix: String,
+    Redis(RedisSettings),
+}
+
+/// Which Redis deployment holds the shared limits (docs/operations.md "Redis").
+#[derive(Debug, Clone)]
+pub enum RedisTopology {
+    /// One server (`redis.url`).
+    Single(SecretString),
+    /// A Redis Cluster, reached through any of these seed nodes (`redis.cluster_nodes`).
+    Cluster(Vec<SecretString>),
+    /// The primary that these sentinels name `master` (`redis.sentinel_nodes`).
+    Sentinel {
+        nodes: Vec<SecretString>,
+        master: String,
     },
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub topology: RedisTopology,
+    /// Put before every key, so deployments (and tests) can share one Redis.
+    pub key_prefix: String,
+    /// Extra CA certificates (PEM) trusted for `rediss://` beside the usual roots.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for servers that ask for one.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+impl RedisSettings {
+    /// The `redis.*` keys; `None` when no server of any kind is named.
+    fn read(l: &Layers) -> Result<Option<Self>, ConfigError> {
+        let url = l.secret("redis.url")?;
+        let cluster = l.secret_list("redis.cluster_nodes")?;
+        let sentinel = l.secret_list("redis.sentinel_nodes")?;
+        let master = l.text("redis.sentinel_master", "mymaster")?;
+        let key_prefix = l.text("redis.key_prefix", "autoshares-bff:")?;
+        let ca_file = l.path("redis.ca_file")?;
+        let client_cert = match (
+            l.path("redis.client_cert_file")?,
+            l.path("redis.client_key_file")?,
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::key(
+                    "redis.client_cert_file",
+                    "and redis.client_key_file go together: set both or neither",
+                ));
+            }
+        };
+        let topology = match (url, cluster, sentinel) {
+            (None, None, None) => return Ok(None),
+            (Some(url), None, None) => RedisTopology::Single(url),
+            (None, Some(nodes), None) => RedisTopology::Cluster(nodes),
+            (None, None, Some(nodes)) => RedisTopology::Sentinel { nodes, master },
+            _ => {
+                return Err(ConfigError::key(
+                    "redis.url",
+                    "redis.cluster_nodes and redis.sentinel_nodes: set exactly one",
+                ));
+            }
+        };
+        Ok(Some(Self {
+            topology,
+            key_prefix,
+            ca_file,
+            client_cert,
+        }))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -235,15 +299,16 @@ pub struct RateLimitSettings {
 impl RateLimitSettings {
     pub fn read(l: &Layers) -> Result<Self, ConfigError> {
         let backend = l.choice("rate_limit.backend", &["memory", "redis"])?;
-        let redis_url = l.secret("redis.url")?;
-        let key_prefix = l.text("redis.key_prefix", "autoshares-bff:")?;
-        let backend = match backend {
-            "redis" => LimitBackend::Redis {
-                url: redis_url.ok_or_else(|| {
-                    ConfigError::key("redis.url", "is required when rate_limit.backend is redis")
-                })?,
-                key_prefix,
-            },
+        let redis = RedisSettings::read(l)?;
+        let backend = match (backend, redis) {
+            ("redis", Some(redis)) => LimitBackend::Redis(redis),
+            ("redis", None) => {
+                return Err(ConfigError::key(
+                    "redis.url",
+                    "(or redis.cluster_nodes or redis.sentinel_nodes) is required when \
+                     rate_limit.backend is redis",
+                ));
+            }
             _ => LimitBackend::Memory,
         };
         Ok(Self {

@@ -508,11 +508,12 @@ impl Limits {
         }
     }
 
-    /// `None` when no shared backend is used, else whether it answers.
-    pub async fn ping(&self) -> Option<bool> {
+    /// `None` when no shared backend is used, else whether a bind could be decided now,
+    /// with the reason when not.
+    pub async fn check_ready(&self) -> Option<Result<(), RedisLimitError>> {
         match &self.backend {
             Backend::Memory(_) => None,
-            Backend::Redis(redis) => Some(redis.ping().await.is_ok()),
+            Backend::Redis(redis) => Some(redis.check_ready().await),
         }
     }
 

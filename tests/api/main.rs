@@ -14,6 +14,7 @@ mod capacity;
 mod client_address;
 mod complete;
 mod cors;
+mod engines;
 mod faults;
 mod helpers;
 mod idempotency;

@@ -3,6 +3,9 @@
 
 mod abuse;
 mod links;
+mod ready;
+
+pub use ready::Readiness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +27,7 @@ use crate::metrics::Metrics;
 use super::problem::ApiError;
 use super::{AppState, json_config};
 
-/// How long a readiness probe waits for the database.
+/// How long a readiness probe waits for the database or Redis.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the admin listener needs besides the public state.
@@ -35,6 +38,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub shutting_down: Arc<AtomicBool>,
+    /// What `/readyz` said of each part last time.
+    pub readiness: Readiness,
 }
 
 pub fn admin_routes(config: &mut web::ServiceConfig, links_enabled: bool) {
@@ -86,22 +91,31 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(admin: web::Data<AdminState>, app: web::Data<AppState>) -> HttpResponse {
-    let database = matches!(
-        tokio::time::timeout(PING_TIMEOUT, admin.store.ping()).await,
-        Ok(Ok(()))
+    let (database, redis) = tokio::join!(
+        tokio::time::timeout(PING_TIMEOUT, admin.store.ping()),
+        tokio::time::timeout(PING_TIMEOUT, app.limits.check_ready()),
     );
-    let redis = tokio::time::timeout(PING_TIMEOUT, app.limits.ping())
-        .await
-        .unwrap_or(Some(false));
-    let mut body = json!({
-        "database": if database { "ok" } else { "down" },
-        "redis": match redis { None => "unused", Some(true) => "ok", Some(false) => "down" },
-    });
-    let mut ready = database && redis != Some(false);
+    let readiness = &admin.readiness;
+    let database = readiness.part("database", Some(reason(database)));
+    let redis = match redis {
+        Ok(None) => None,
+        Ok(Some(outcome)) => Some(outcome.map_err(|e| e.to_string())),
+        Err(_) => Some(Err("no answer in time".to_owned())),
+    };
+    let redis = readiness.part("redis", redis);
+    let mut body = json!({"database": database.name(), "redis": redis.name()});
+    let mut ready = database.is_ready() && redis.is_ready();
     if let Some(jwks) = &admin.jwks {
-        let loaded = jwks.is_loaded();
-        body["jwks"] = json!(if loaded { "ok" } else { "down" });
-        ready &= loaded;
+        let jwks = readiness.part(
+            "jwks",
+            Some(if jwks.is_loaded() {
+                Ok(())
+            } else {
+                Err("no key set has loaded".into())
+            }),
+        );
+        body["jwks"] = json!(jwks.name());
+        ready &= jwks.is_ready();
     }
     if admin.shutting_down.load(Ordering::SeqCst) {
         body["shuttingDown"] = json!(true);
@@ -111,6 +125,17 @@ async fn readyz(admin: web::Data<AdminState>, app: web::Data<AppState>) -> HttpR
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// A probe's outcome within its bound, with its reason when it failed.
+fn reason<E: std::fmt::Display>(
+    outcome: Result<Result<(), E>, tokio::time::error::Elapsed>,
+) -> Result<(), String> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer in time".to_owned()),
     }
 }
 

@@ -1,14 +1,15 @@
-//! Limits shared by every replica, in Redis (CONTRACT.md §6 `rate_limit.backend = redis`).
-//! Each decision is one atomic script: for a bind, every quota, budget and breaker (the
+//! Limits shared by every replica, in Redis (docs/configuration.md `rate_limit.backend`):
+//! one server, a Redis Cluster or Sentinel (`connection.rs`). Each decision is one atomic
+//! script (`scripts.rs`): for a bind, every quota, budget and breaker (the
 //! same GCRA and rules as the memory backend, all checked before any is taken); for a code
 //! attempt, a counter per verification token. Every key expires once it no longer
 //! matters; numbers and prefixes appear in keys only as keyed hashes.
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{Client, Script};
-use secrecy::{ExposeSecret, SecretString};
+use redis::{FromRedisValue, Script, ScriptInvocation};
+
+use crate::config::RedisSettings;
 
 use crate::ids::AutosharesUserId;
 use crate::verification::AttemptKey;
@@ -20,203 +21,20 @@ use super::rules::{
 };
 use super::{Attempt, BlockView};
 
-/// How long one Redis round trip (or connecting) may take before the check fails.
-const TIMEOUT: Duration = Duration::from_millis(500);
+mod connection;
+mod scripts;
 
-/// One bind: every §6 quota and §8 rule, checked before anything is taken (CONTRACT.md §2).
-/// KEYS: 1 user, 2 phone, 3 global, 4 country and 5 prefix GCRA arrival times; 6 country
-/// and 7 prefix breaker hashes; 8 the safe-list; 9 the block list; 10 the client's arrival
-/// time. ARGV: see `admit_bind`. Answers {code, wait ms, shadowed rules}: code 0 admitted,
-/// 1 user, 2 phone, 8 client, 3 country blocked, 4 prefix blocked, 5 global, 6 country and
-/// 7 prefix budget spent. Time comes
-/// from the Redis server, so replicas with skewed clocks agree.
-const BIND_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local DAY = 86400000
-local function step(key, interval, burst)
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - burst * interval
-  if allow_at > now then return nil, allow_at - now end
-  return new_tat, 0
-end
-local takes = {}
-local function quota(key, interval, burst)
-  local tat, wait = step(key, interval, burst)
-  if tat then takes[#takes + 1] = {key, tat} end
-  return tat, wait
-end
-local shadow = {}
-local tat, wait = quota(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
-if not tat then return {1, wait, ''} end
-tat, wait = quota(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
-if not tat then return {2, wait, ''} end
-if tonumber(ARGV[25]) > 0 then
-  tat, wait = quota(KEYS[10], tonumber(ARGV[25]), tonumber(ARGV[26]))
-  if not tat then return {8, wait, ''} end
-end
-
-local safe = ARGV[20] == '1'
-if not safe and redis.call('HLEN', KEYS[8]) > 0 then
-  for i = 27, #ARGV do
-    if redis.call('HEXISTS', KEYS[8], ARGV[i]) == 1 then safe = true break end
-  end
-end
-
-local conversion = ARGV[14]
-local window, min_ratio, block_ms = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[19])
-local counting = (not safe) and conversion ~= 'off'
-local function breaker(key, min_sends, rule, label, field)
-  local s = redis.call('HMGET', key, 'ws', 's', 'c', 'bu', 'lt', 'll')
-  local ws, sends, done = tonumber(s[1]), tonumber(s[2] or 0), tonumber(s[3] or 0)
-  local bu, lt, ll = tonumber(s[4]), tonumber(s[5]), tonumber(s[6])
-  if bu then
-    if bu > now then return true end
-    ws, sends, done, bu = now, 0, 0, nil
-    redis.call('HDEL', key, 'bu')
-  end
-  if not ws or now >= ws + window then ws, sends, done = now, 0, 0 end
-  local tripped = sends >= min_sends and done < min_ratio * sends
-  if tripped then ws, sends, done = now, 0, 0 end
-  redis.call('HSET', key, 'ws', ws, 's', sends, 'c', done)
-  -- Kept for the window, and for a day after a trip so that a repeat trip doubles.
-  local keep = window
-  if lt then keep = math.max(keep, lt + DAY - now) end
-  if tripped and conversion == 'shadow' then
-    shadow[#shadow + 1] = rule
-  elseif tripped then
-    local length = block_ms
-    if lt and ll and now - lt < DAY then length = math.min(ll * 2, DAY) end
-    length = math.min(length, DAY)
-    redis.call('HSET', key, 'bu', now + length, 'lt', now, 'll', length)
-    redis.call('HSET', KEYS[9], field, label .. '|' .. (now + length))
-    redis.call('PEXPIRE', KEYS[9], DAY)
-    keep = DAY
-  end
-  redis.call('PEXPIRE', key, keep)
-  return tripped and conversion ~= 'shadow'
-end
-if counting then
-  if breaker(KEYS[6], tonumber(ARGV[17]), 'conversion_country', ARGV[21], ARGV[22]) then return {3, 0, ''} end
-  if breaker(KEYS[7], tonumber(ARGV[18]), 'conversion_prefix', ARGV[23], ARGV[24]) then return {4, 0, ''} end
-end
-
-if not safe then
-  local budgets = {
-    {KEYS[3], 5, 'global_budget', 5},
-    {KEYS[4], 8, 'country_budget', 6},
-    {KEYS[5], 11, 'prefix_budget', 7},
-  }
-  for _, b in ipairs(budgets) do
-    local interval, burst, mode = tonumber(ARGV[b[2]]), tonumber(ARGV[b[2] + 1]), ARGV[b[2] + 2]
-    if interval > 0 and mode ~= 'off' then
-      local new_tat, budget_wait = step(b[1], interval, burst)
-      if new_tat then
-        takes[#takes + 1] = {b[1], new_tat}
-      elseif mode == 'shadow' then
-        shadow[#shadow + 1] = b[3]
-      else
-        return {b[4], budget_wait, ''}
-      end
-    end
-  end
-end
-
-for _, take in ipairs(takes) do
-  redis.call('SET', take[1], take[2], 'PX', math.max(take[2] - now, 1))
-end
-if counting then
-  redis.call('HINCRBY', KEYS[6], 's', 1)
-  redis.call('HINCRBY', KEYS[7], 's', 1)
-end
-return {0, 0, table.concat(shadow, ',')}
-";
-
-/// A completed binding: KEYS = country and prefix breaker hashes; ARGV = window ms.
-const COMPLETION_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, key in ipairs(KEYS) do
-  local ws = tonumber(redis.call('HGET', key, 'ws'))
-  if ws and now < ws + tonumber(ARGV[1]) then redis.call('HINCRBY', key, 'c', 1) end
-end
-return 0
-";
-
-/// Operators: KEYS = breaker hash, block list; ARGV = block-list field. Lifts a block and
-/// starts its window afresh; answers 1 when there was one.
-const LIFT_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HDEL', KEYS[2], ARGV[1])
-local bu = tonumber(redis.call('HGET', KEYS[1], 'bu'))
-if not bu or bu <= now then return 0 end
-redis.call('HDEL', KEYS[1], 'bu')
-redis.call('HSET', KEYS[1], 'ws', now, 's', 0, 'c', 0)
-return 1
-";
-
-/// Operators: KEYS = block list. Answers {now ms, field, value, …}.
-const BLOCKS_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local answer = {tostring(now)}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all do answer[#answer + 1] = all[i] end
-return answer
-";
-
-/// Idempotency: KEYS = record; ARGV = in-flight marker, its ttl ms. Answers the record, or
-/// nil after setting the marker.
-const BEGIN_RECORD_SCRIPT: &str = r"
-local record = redis.call('GET', KEYS[1])
-if record then return record end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return false
-";
-
-/// Idempotency: KEYS = record; ARGV = in-flight marker. Deletes the record if it is still
-/// that marker.
-const ABANDON_RECORD_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-";
-
-/// The user's quota as it stands: KEYS = the user's arrival time. Answers {tat or -1, now}.
-const QUOTA_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {tonumber(redis.call('GET', KEYS[1]) or -1), now}
-";
-
-/// Code attempts: KEYS = token; ARGV = max, keep ms, action (begin | refund | used).
-/// `begin` answers -1 when used, -2 when exhausted, else the new count.
-const ATTEMPT_SCRIPT: &str = r"
-local key, max, keep, action = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-if action == 'used' then
-  redis.call('HSET', key, 'used', 1)
-  redis.call('PEXPIRE', key, keep)
-  return 0
-end
-if action == 'refund' then
-  local count = tonumber(redis.call('HGET', key, 'count') or 0)
-  if count > 0 then redis.call('HINCRBY', key, 'count', -1) end
-  return 0
-end
-if redis.call('HGET', key, 'used') == '1' then return -1 end
-local count = tonumber(redis.call('HGET', key, 'count') or 0)
-if count >= max then return -2 end
-count = redis.call('HINCRBY', key, 'count', 1)
-redis.call('PEXPIRE', key, keep)
-return count
-";
+use connection::{Connector, TIMEOUT};
+use scripts::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedisLimitError {
-    #[error("redis.url is not a Redis URL")]
+    #[error("redis.url (or a node of the cluster or sentinel list) is not a Redis URL")]
     BadUrl,
+    #[error("{0} cannot be read")]
+    File(&'static str),
+    #[error("{0}")]
+    Tls(&'static str),
     #[error("redis did not answer in time")]
     Timeout,
     #[error("redis failed: {0}")]
@@ -224,9 +42,8 @@ pub enum RedisLimitError {
 }
 
 pub struct RedisLimits {
-    client: Client,
+    connector: Connector,
     prefix: String,
-    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
     bind: Script,
     completion: Script,
     lift: Script,
@@ -235,6 +52,7 @@ pub struct RedisLimits {
     begin_record: Script,
     abandon_record: Script,
     attempt: Script,
+    ready: Script,
 }
 
 /// One bind's keys share the hash tag `{bind}`, so the one script that decides them all
@@ -242,13 +60,11 @@ pub struct RedisLimits {
 const TAG: &str = "{bind}";
 
 impl RedisLimits {
-    /// Parses the URL; connects on first use, so `serve` starts while Redis is down.
-    pub fn new(url: &SecretString, prefix: &str) -> Result<Self, RedisLimitError> {
-        let client = Client::open(url.expose_secret()).map_err(|_| RedisLimitError::BadUrl)?;
+    /// Checks the settings; connects on first use, so `serve` starts while Redis is down.
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisLimitError> {
         Ok(Self {
-            client,
-            prefix: prefix.to_owned(),
-            connection: tokio::sync::Mutex::new(None),
+            connector: Connector::new(settings)?,
+            prefix: settings.key_prefix.clone(),
             bind: Script::new(BIND_SCRIPT),
             completion: Script::new(COMPLETION_SCRIPT),
             lift: Script::new(LIFT_SCRIPT),
@@ -257,6 +73,7 @@ impl RedisLimits {
             begin_record: Script::new(BEGIN_RECORD_SCRIPT),
             abandon_record: Script::new(ABANDON_RECORD_SCRIPT),
             attempt: Script::new(ATTEMPT_SCRIPT),
+            ready: Script::new(READY_SCRIPT),
         })
     }
 
@@ -330,9 +147,7 @@ impl RedisLimits {
         for end in 2..=e164.len() {
             call.arg(encoded(&facts.hash.digest("safe", &e164[..end])));
         }
-        let mut connection = self.connection().await?;
-        let (code, wait_ms, shadowed): (u8, u64, String) =
-            timed(call.invoke_async(&mut connection)).await?;
+        let (code, wait_ms, shadowed): (u8, u64, String) = self.invoke(&call).await?;
         let retry_after = Duration::from_millis(wait_ms);
         let refusal = match code {
             0 => None,
@@ -390,8 +205,7 @@ impl RedisLimits {
         call.key(self.record_key(name))
             .arg(Record::InFlight(*fingerprint).to_bytes())
             .arg(millis(IN_FLIGHT_TTL));
-        let mut connection = self.connection().await?;
-        let stored: Option<Vec<u8>> = timed(call.invoke_async(&mut connection)).await?;
+        let stored: Option<Vec<u8>> = self.invoke(&call).await?;
         Ok(stored.and_then(|bytes| Record::from_bytes(&bytes)))
     }
 
@@ -401,17 +215,14 @@ impl RedisLimits {
         sealed: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), RedisLimitError> {
-        let mut connection = self.connection().await?;
-        let _: () = timed(
+        self.query::<()>(
             redis::cmd("SET")
                 .arg(self.record_key(name))
                 .arg(Record::Done(sealed).to_bytes())
                 .arg("PX")
-                .arg(millis(ttl))
-                .query_async(&mut connection),
+                .arg(millis(ttl)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     pub async fn abandon_record(
@@ -422,10 +233,7 @@ impl RedisLimits {
         let mut call = self.abandon_record.prepare_invoke();
         call.key(self.record_key(name))
             .arg(Record::InFlight(*fingerprint).to_bytes());
-        let mut connection = self.connection().await?;
-        timed(call.invoke_async::<i64>(&mut connection))
-            .await
-            .map(drop)
+        self.invoke::<i64>(&call).await.map(drop)
     }
 
     /// The arrival time of `user`'s quota and the server's time, in ms.
@@ -435,8 +243,7 @@ impl RedisLimits {
     ) -> Result<(Option<Duration>, Duration), RedisLimitError> {
         let mut call = self.quota.prepare_invoke();
         call.key(self.key(&format!("user:{user}")));
-        let mut connection = self.connection().await?;
-        let (tat, now): (i64, u64) = timed(call.invoke_async(&mut connection)).await?;
+        let (tat, now): (i64, u64) = self.invoke(&call).await?;
         let tat = u64::try_from(tat).ok().map(Duration::from_millis);
         Ok((tat, Duration::from_millis(now)))
     }
@@ -452,10 +259,7 @@ impl RedisLimits {
             call.key(key);
         }
         call.arg(millis(window));
-        let mut connection = self.connection().await?;
-        timed(call.invoke_async::<i64>(&mut connection))
-            .await
-            .map(drop)
+        self.invoke::<i64>(&call).await.map(drop)
     }
 
     /// Active blocks and the safe-list entries added through the admin API, with those
@@ -464,10 +268,9 @@ impl RedisLimits {
         &self,
         policy: &Policy,
     ) -> Result<(Vec<BlockView>, Vec<String>), RedisLimitError> {
-        let mut connection = self.connection().await?;
         let mut call = self.blocks.prepare_invoke();
         call.key(self.key("blocks"));
-        let answer: Vec<String> = timed(call.invoke_async(&mut connection)).await?;
+        let answer: Vec<String> = self.invoke(&call).await?;
         let now: u64 = answer.first().and_then(|n| n.parse().ok()).unwrap_or(0);
         let mut blocks: Vec<BlockView> = answer[1.min(answer.len())..]
             .chunks(2)
@@ -484,12 +287,9 @@ impl RedisLimits {
             })
             .collect();
         blocks.sort_by(|a, b| a.key.cmp(&b.key));
-        let added: Vec<String> = timed(
-            redis::cmd("HVALS")
-                .arg(self.key("safe"))
-                .query_async(&mut connection),
-        )
-        .await?;
+        let added: Vec<String> = self
+            .query(redis::cmd("HVALS").arg(self.key("safe")))
+            .await?;
         let mut safe: Vec<String> = policy.abuse.safe.iter().cloned().chain(added).collect();
         safe.sort();
         safe.dedup();
@@ -512,8 +312,7 @@ impl RedisLimits {
         call.key(self.scope_key(scope, &name))
             .key(self.key("blocks"))
             .arg(format!("{}:{name}", scope.name()));
-        let mut connection = self.connection().await?;
-        let lifted: i64 = timed(call.invoke_async(&mut connection)).await?;
+        let lifted: i64 = self.invoke(&call).await?;
         Ok(lifted == 1)
     }
 
@@ -524,26 +323,13 @@ impl RedisLimits {
         digest: &str,
         safe: bool,
     ) -> Result<bool, RedisLimitError> {
-        let mut connection = self.connection().await?;
         let key = self.key("safe");
         let changed: i64 = if safe {
-            timed(
-                redis::cmd("HSET")
-                    .arg(&key)
-                    .arg(digest)
-                    .arg(entry)
-                    .query_async::<i64>(&mut connection),
-            )
-            .await?;
+            self.query::<i64>(redis::cmd("HSET").arg(&key).arg(digest).arg(entry))
+                .await?;
             1
         } else {
-            timed(
-                redis::cmd("HDEL")
-                    .arg(&key)
-                    .arg(digest)
-                    .query_async(&mut connection),
-            )
-            .await?
+            self.query(redis::cmd("HDEL").arg(&key).arg(digest)).await?
         };
         Ok(safe || changed > 0)
     }
@@ -582,11 +368,12 @@ impl RedisLimits {
             .map(drop)
     }
 
-    /// Answers once Redis does.
-    pub async fn ping(&self) -> Result<(), RedisLimitError> {
-        let mut connection = self.connection().await?;
-        let _: String = timed(redis::cmd("PING").query_async(&mut connection)).await?;
-        Ok(())
+    /// Answers once a bind could be decided now: a write on the node that owns the
+    /// bind's keys, the path a bind takes (not a PING to whichever node answers).
+    pub async fn check_ready(&self) -> Result<(), RedisLimitError> {
+        let mut call = self.ready.prepare_invoke();
+        call.key(self.key("ready"));
+        self.invoke::<i64>(&call).await.map(drop)
     }
 
     async fn attempt_action(
@@ -596,32 +383,36 @@ impl RedisLimits {
         keep: Duration,
         action: &str,
     ) -> Result<i64, RedisLimitError> {
-        let mut connection = self.connection().await?;
         let mut call = self.attempt.prepare_invoke();
         call.key(format!("{}{{verify:{token_key}}}", self.prefix))
             .arg(max)
             .arg(millis(keep).max(1000))
             .arg(action);
-        timed(call.invoke_async(&mut connection)).await
+        self.invoke(&call).await
     }
 
-    /// The shared connection, made on first use; it reconnects by itself afterwards.
-    async fn connection(&self) -> Result<ConnectionManager, RedisLimitError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
+    /// Runs a script within the bound. After a failure the connector may look for its
+    /// node anew (a Sentinel failover).
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        call: &ScriptInvocation<'_>,
+    ) -> Result<T, RedisLimitError> {
+        let mut connection = self.connector.connection().await?;
+        let result = timed(call.invoke_async(&mut connection)).await;
+        if result.is_err() {
+            self.connector.failed().await;
         }
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1);
-        let connection = timed(ConnectionManager::new_with_config(
-            self.client.clone(),
-            config,
-        ))
-        .await?;
-        *slot = Some(connection.clone());
-        Ok(connection)
+        result
+    }
+
+    /// Runs one command within the bound, as `invoke` does.
+    async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisLimitError> {
+        let mut connection = self.connector.connection().await?;
+        let result = timed(command.query_async(&mut connection)).await;
+        if result.is_err() {
+            self.connector.failed().await;
+        }
+        result
     }
 }
 
@@ -646,6 +437,7 @@ fn is_safe(entries: &[String], e164: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RedisTopology;
 
     #[test]
     fn plain_and_tls_urls_are_accepted_and_others_refused() {
@@ -653,12 +445,29 @@ mod tests {
             ("redis://127.0.0.1:6379/0", true, "plain"),
             ("rediss://cache.example.com:6380", true, "TLS"),
             ("redis://:secret@127.0.0.1:6379", true, "with a password"),
+            ("redis://user:secret@127.0.0.1:6379", true, "an ACL user"),
             ("http://127.0.0.1:6379", false, "another scheme"),
             ("not a url", false, "garbage"),
         ];
         for (url, accepted, what) in cases {
-            let url = SecretString::from(url.to_owned());
-            assert_eq!(RedisLimits::new(&url, "p:").is_ok(), accepted, "{what}");
+            let url = secrecy::SecretString::from(url.to_owned());
+            let topologies = [
+                RedisTopology::Single(url.clone()),
+                RedisTopology::Cluster(vec![url.clone()]),
+                RedisTopology::Sentinel {
+                    nodes: vec![url],
+                    master: "mymaster".to_owned(),
+                },
+            ];
+            for topology in topologies {
+                let settings = RedisSettings {
+                    topology,
+                    key_prefix: "p:".to_owned(),
+                    ca_file: None,
+                    client_cert: None,
+                };
+                assert_eq!(RedisLimits::new(&settings).is_ok(), accepted, "{what}");
+            }
         }
     }
 }

@@ -1,0 +1,203 @@
+//! A real Redis Cluster of three primaries and three replicas: two `serve` processes,
+//! each seeded with a different node, share every limit exactly, and follow a failover.
+
+use std::time::{Duration, Instant};
+
+use super::servers::{Cluster, installed};
+use super::{Service, autoshares};
+
+/// The redis settings of a service seeded with the node at `port` only.
+fn seeded(port: u16, prefix: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        (
+            "BFF__REDIS__CLUSTER_NODES",
+            format!("redis://127.0.0.1:{port}"),
+        ),
+        ("BFF__REDIS__KEY_PREFIX", prefix.to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    env
+}
+
+#[actix_web::test]
+async fn two_processes_seeded_by_different_nodes_share_every_limit_exactly() {
+    if !installed(&["redis-server", "redis-cli"]) {
+        return;
+    }
+    let cluster = Cluster::start();
+    let fake = autoshares();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = [
+        ("BFF__RATE_LIMIT__BIND_PER_USER", "3/hour"),
+        ("BFF__ABUSE__GLOBAL_BUDGET", "7/hour"),
+        ("BFF__RATE_LIMIT__VERIFY_ATTEMPTS", "2"),
+    ];
+    // The first knows a primary, the second the last node (a replica): any node seeds.
+    let one = Service::start(
+        &fake,
+        dir.path(),
+        &seeded(cluster.nodes[0].port, "c1:", &limits),
+    )
+    .await;
+    let two_dir = tempfile::tempdir().unwrap();
+    let two = Service::start(
+        &fake,
+        two_dir.path(),
+        &seeded(cluster.nodes[5].port, "c1:", &limits),
+    )
+    .await;
+    let services = [&one, &two];
+
+    // One user's quota, alternating between the processes: exactly three binds.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let answer = services[i % 2]
+            .bind("sub-1", 41, &format!("+1310890456{i}"), None)
+            .await;
+        statuses.push(answer.status);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429, 429, 429],
+        "one quota for both"
+    );
+
+    // An idempotent bind on one process is a replay on the other.
+    let first = one.bind("sub-2", 42, "+13108904570", Some("key-1")).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = two.bind("sub-2", 42, "+13108904570", Some("key-1")).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.replayed, "a replay across processes");
+    assert_eq!(again.body, first.body, "the same answer, the same token");
+
+    // Code attempts of one token are counted across processes.
+    let token = first.body["verificationToken"].as_str().unwrap();
+    let (status, _) = one.complete("sub-2", 42, token, "111111").await;
+    assert_eq!(status, 422);
+    let (status, _) = two.complete("sub-2", 42, token, "222222").await;
+    assert_eq!(status, 422);
+    let (status, body) = one.complete("sub-2", 42, token, "333333").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
+
+    // One global budget: 3 + 1 sends so far, 3 more for other users, then none.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let answer = services[i % 2]
+            .bind(
+                &format!("sub-g{i}"),
+                100 + i as i64,
+                &format!("+1213555010{i}"),
+                None,
+            )
+            .await;
+        statuses.push((
+            answer.status,
+            answer.body["code"].as_str().map(str::to_owned),
+        ));
+    }
+    let admitted = statuses.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(admitted, 3, "{statuses:?}");
+    assert!(
+        statuses[3..]
+            .iter()
+            .all(|(s, c)| *s == 429 && c.as_deref() == Some("sms_budget_exhausted")),
+        "{statuses:?}"
+    );
+    let binds = fake
+        .phone_calls()
+        .iter()
+        .filter(|s| s.method == "PUT" && !s.path.contains("/token/"))
+        .count();
+    assert_eq!(
+        binds,
+        3 + 1 + 3,
+        "AutoShares saw exactly what the limits admitted"
+    );
+}
+
+#[actix_web::test]
+async fn binds_fail_closed_during_a_failover_and_recover_without_a_restart() {
+    if !installed(&["redis-server", "redis-cli"]) {
+        return;
+    }
+    let mut cluster = Cluster::start();
+    let fake = autoshares();
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        &fake,
+        dir.path(),
+        &seeded(
+            cluster.nodes[1].port,
+            "c2:",
+            &[("BFF__RATE_LIMIT__BIND_PER_PHONE", "1000/hour")],
+        ),
+    )
+    .await;
+    let owner = cluster.owner_of("{bind}");
+    let replica = cluster.replica_of(owner);
+    assert_eq!(
+        service.bind("sub-0", 1, "+13108904569", None).await.status,
+        200
+    );
+
+    cluster.nodes[owner].kill();
+    let killed = Instant::now();
+    let mut promoted = None;
+    let mut first_ok = None;
+    let mut refusals = Vec::new();
+    let mut ready_down = false;
+    for i in 1..200 {
+        if promoted.is_none() && cluster.nodes[replica].cli(&["ROLE"]).starts_with("master") {
+            promoted = Some(killed.elapsed());
+        }
+        let answer = service
+            .bind(&format!("sub-{i}"), i, "+13108904569", None)
+            .await;
+        let (ready, _) = service.ready().await;
+        if answer.status == 200
+            && promoted.is_none()
+            && cluster.nodes[replica].cli(&["ROLE"]).starts_with("master")
+        {
+            promoted = Some(killed.elapsed());
+        }
+        if answer.status == 200 {
+            first_ok = Some(killed.elapsed());
+            assert_eq!(ready, 200, "ready once binds can be decided");
+            break;
+        }
+        refusals.push((
+            answer.status,
+            answer.body["code"].as_str().map(str::to_owned),
+        ));
+        ready_down |= ready == 503;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let promoted = promoted.expect("the replica was promoted");
+    let first_ok = first_ok.expect("binds succeeded again");
+    eprintln!(
+        "cluster failover: promoted {:.1} s after the kill, first 200 {:.1} s after the promotion",
+        promoted.as_secs_f64(),
+        first_ok.saturating_sub(promoted).as_secs_f64()
+    );
+    assert!(
+        !refusals.is_empty(),
+        "binds failed while no primary answered"
+    );
+    assert!(
+        refusals
+            .iter()
+            .all(|(s, c)| *s == 503 && c.as_deref() == Some("rate_limiter_unavailable")),
+        "fail closed: {refusals:?}"
+    );
+    assert!(
+        ready_down,
+        "/readyz said 503 while binds could not be decided"
+    );
+    assert!(
+        first_ok.saturating_sub(promoted) <= Duration::from_secs(5),
+        "recovered within 5 s of the promotion"
+    );
+}
