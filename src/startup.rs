@@ -78,10 +78,15 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
 
     let store = LinkStore::connect_lazy(&settings.database.url)
         .context("configuration: database.url is not usable")?;
+    let migrations = match &settings.database.migration_url {
+        Some(url) => LinkStore::connect_lazy(url)
+            .context("configuration: database.migration_url is not usable")?,
+        None => store.clone(),
+    };
     let mut chores = Vec::new();
-    if let Err(error) = store.migrate().await {
+    if let Err(error) = migrations.migrate().await {
         tracing::error!(error = %error, "database migration failed; retrying in the background");
-        chores.push(actix_web::rt::spawn(retry_migration(store.clone())));
+        chores.push(actix_web::rt::spawn(retry_migration(migrations)));
     }
 
     let metrics = Arc::new(Metrics::new());

@@ -7,9 +7,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::Serialize;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, AssertSqlSafe};
+use sqlx::{Any, AssertSqlSafe};
 
-use crate::identity::{LinkStore, Placeholders, StoreError, bounded};
+use crate::identity::{LinkStore, Placeholders, StoreError};
 use crate::ids::Subject;
 use crate::phone::Country;
 
@@ -31,7 +31,7 @@ pub struct StoredEvent {
 
 #[derive(Clone)]
 pub struct AuditStore {
-    pool: AnyPool,
+    links: LinkStore,
     /// The `INSERT` of one event, and of `ROWS_PER_STATEMENT` events.
     one: Arc<str>,
     many: Arc<str>,
@@ -68,7 +68,7 @@ fn insert_statement(rows: usize, placeholders: Placeholders) -> Arc<str> {
 
 /// `sql` with the values of `events` bound, in `COLUMNS`' order.
 fn values<'q>(sql: &Arc<str>, events: &'q [(u64, Event)]) -> Query<'q, Any, AnyArguments> {
-    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql)));
+    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql))).persistent(false);
     for (seq, event) in events {
         query = query
             .bind(unix_millis(event.at))
@@ -98,7 +98,7 @@ type Row = (
 impl AuditStore {
     pub fn new(links: &LinkStore) -> Self {
         Self {
-            pool: links.pool(),
+            links: links.clone(),
             one: insert_statement(1, links.placeholders()),
             many: insert_statement(ROWS_PER_STATEMENT, links.placeholders()),
         }
@@ -108,22 +108,22 @@ impl AuditStore {
     /// one a statement, so a full batch costs a few round trips rather than one an event,
     /// and only two statements are ever prepared.
     pub(super) async fn insert(&self, events: &[(u64, Event)]) -> Result<(), StoreError> {
-        let write = async {
-            let mut tx = self.pool.begin().await?;
-            for chunk in events.chunks(ROWS_PER_STATEMENT) {
-                if chunk.len() == ROWS_PER_STATEMENT {
-                    values(&self.many, chunk).execute(&mut *tx).await?;
-                } else {
-                    for event in chunk {
-                        values(&self.one, std::slice::from_ref(event))
-                            .execute(&mut *tx)
-                            .await?;
+        self.links
+            .transaction(async |tx| {
+                for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                    if chunk.len() == ROWS_PER_STATEMENT {
+                        values(&self.many, chunk).execute(&mut *tx).await?;
+                    } else {
+                        for event in chunk {
+                            values(&self.one, std::slice::from_ref(event))
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                 }
-            }
-            tx.commit().await
-        };
-        bounded(write).await
+                Ok(())
+            })
+            .await
     }
 
     /// The `limit` newest events of `subject`, newest first.
@@ -136,10 +136,10 @@ impl AuditStore {
             "SELECT at_ms, action, outcome, phone_number, country, client_address, request_id \
              FROM audit_events WHERE subject = $1 ORDER BY at_ms DESC, seq DESC LIMIT $2",
         )
+        .persistent(false)
         .bind(subject.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool);
-        let rows = bounded(query).await?;
+        .bind(i64::from(limit));
+        let rows = self.links.run(async |c| query.fetch_all(c).await).await?;
         Ok(rows
             .into_iter()
             .map(
@@ -162,8 +162,12 @@ impl AuditStore {
     /// Deletes events older than `before_ms`; answers how many.
     pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let query = sqlx::query("DELETE FROM audit_events WHERE at_ms < $1")
-            .bind(before_ms)
-            .execute(&self.pool);
-        Ok(bounded(query).await?.rows_affected())
+            .persistent(false)
+            .bind(before_ms);
+        Ok(self
+            .links
+            .run(async |c| query.execute(c).await)
+            .await?
+            .rows_affected())
     }
 }

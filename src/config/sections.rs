@@ -184,22 +184,37 @@ impl IdentitySource {
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     pub url: SecretString,
+    /// What `migrate` uses, when not `url` (the database directly, behind a pooler).
+    pub migration_url: Option<SecretString>,
 }
 
 impl DatabaseSettings {
+    /// The URL migrations are applied through.
+    pub fn migration_url(&self) -> &SecretString {
+        self.migration_url.as_ref().unwrap_or(&self.url)
+    }
+
     pub fn read(l: &Layers) -> Result<Self, ConfigError> {
         let url = l.secret_or("database.url", "sqlite://data/autoshares-bff.db?mode=rwc")?;
-        let text = url.expose_secret();
-        if !(text.starts_with("sqlite:")
-            || text.starts_with("postgres://")
-            || text.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::key(
-                "database.url",
-                "must start with sqlite: or postgres://",
-            ));
+        let migration_url = l.secret("database.migration_url")?;
+        for (key, url) in [
+            ("database.url", Some(&url)),
+            ("database.migration_url", migration_url.as_ref()),
+        ] {
+            let Some(text) = url.map(ExposeSecret::expose_secret) else {
+                continue;
+            };
+            if !(text.starts_with("sqlite:")
+                || text.starts_with("postgres://")
+                || text.starts_with("postgresql://"))
+            {
+                return Err(ConfigError::key(
+                    key,
+                    "must start with sqlite: or postgres://",
+                ));
+            }
         }
-        Ok(Self { url })
+        Ok(Self { url, migration_url })
     }
 }
 

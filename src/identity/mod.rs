@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 
 use cache::LinkCache;
 use loader::LinkLoader;
-pub use store::{LinkStore, Placeholders, StoreError, bounded};
+pub use store::{LinkStore, Placeholders, StoreError};
 
 /// How long a mapping may be served from memory (CONTRACT.md §3).
 pub const CACHE_TTL: Duration = Duration::from_secs(5);

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyPool, Connection as _};
+use sqlx::{AnyConnection, AnyPool, Connection as _};
 
 use crate::ids::{AutosharesUserId, Subject};
 
@@ -16,7 +16,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// How long a request may wait for a database connection, and for one statement (README
 /// "Time bounds").
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
-const STATEMENT_TIMEOUT: &str = "SET statement_timeout = 2000";
+/// Set for each unit of work's transaction only: a session setting would stay on a pooled
+/// server connection of PgBouncer and reach its other clients.
+const STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = 2000";
 /// SQLite's page cache of one connection, in KiB (its default is 2 000 KiB, which the audit
 /// trail's writes fill on every connection of the pool; the OS caches the file anyway).
 const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
@@ -37,8 +39,8 @@ pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// statement a round trip of its own.
 const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// `call` within the client's own bound (for every statement on this pool).
-pub async fn bounded<T>(
+/// `call` within the client's own bound (for every unit of work on this pool).
+async fn bounded<T>(
     call: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
@@ -122,13 +124,9 @@ impl LinkStore {
             })
             .after_connect(|connection, _| {
                 Box::pin(async move {
-                    // No statement may hold a request longer than this (PostgreSQL; SQLite
-                    // statements are local and short). SQLite's page cache is per connection.
-                    if connection.backend_name() == "PostgreSQL" {
-                        sqlx::query(STATEMENT_TIMEOUT)
-                            .execute(&mut *connection)
-                            .await?;
-                    } else {
+                    // SQLite's page cache is per connection. PostgreSQL's connections get
+                    // nothing: they may be PgBouncer's, shared with other clients.
+                    if connection.backend_name() != "PostgreSQL" {
                         sqlx::query(SQLITE_CACHE_SIZE)
                             .execute(&mut *connection)
                             .await?;
@@ -140,40 +138,95 @@ impl LinkStore {
         Ok(Self { pool, placeholders })
     }
 
-    /// The pool, for the audit trail's statements.
-    pub fn pool(&self) -> AnyPool {
-        self.pool.clone()
-    }
-
     /// How statements of many values on this pool name them.
     pub fn placeholders(&self) -> Placeholders {
         self.placeholders
     }
 
-    /// Applies the embedded migrations that have not run yet.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        if self.pool.connect_options().database_url.scheme() == "sqlite" {
-            sqlx::query(SQLITE_JOURNAL).execute(&self.pool).await?;
+    /// Runs `work` within the client's bound: on PostgreSQL as one `transaction`, on
+    /// SQLite on a pooled connection.
+    pub async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        if self.placeholders == Placeholders::Numbered {
+            return self.transaction(work).await;
         }
-        MIGRATOR.run(&self.pool).await?;
+        bounded(async {
+            let mut connection = self.pool.acquire().await?;
+            work(&mut connection).await
+        })
+        .await
+    }
+
+    /// Runs `work` in one transaction within the client's bound, all or nothing.
+    ///
+    /// On PostgreSQL the statement timeout is set for that transaction alone, so no state
+    /// outlives it on the server connection; PgBouncer in transaction mode keeps one
+    /// transaction's statements on one server connection, and those statements are
+    /// unnamed (`persistent(false)`), so none is left there for another client to trip on
+    /// (docs/operations.md "PgBouncer").
+    pub async fn transaction<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        bounded(async {
+            let mut tx = self.begin().await?;
+            let outcome = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    /// A transaction, with PostgreSQL's statement timeout set for it alone.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        if self.placeholders == Placeholders::Numbered {
+            sqlx::raw_sql(STATEMENT_TIMEOUT).execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Applies the embedded migrations that have not run yet (docs/operations.md
+    /// "PgBouncer": a migration never holds `CREATE INDEX CONCURRENTLY`, which cannot run
+    /// in a transaction).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.placeholders == Placeholders::Bare {
+            sqlx::query(SQLITE_JOURNAL).execute(&self.pool).await?;
+            MIGRATOR.run(&self.pool).await?;
+            return Ok(());
+        }
+        // One transaction on one connection, so that through PgBouncer in transaction mode
+        // the migrator's lock, its statements and their unlock meet the same server
+        // connection; its statements are named, and none may stay there after it.
+        let mut tx = self.pool.begin().await?;
+        MIGRATOR.run(&mut *tx).await?;
+        sqlx::raw_sql("DEALLOCATE ALL").execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Answers once the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.run(async |c| sqlx::raw_sql("SELECT 1").execute(c).await)
+            .await
+            .map(drop)
     }
 
     pub async fn fetch_link(
         &self,
         subject: &Subject,
     ) -> Result<Option<AutosharesUserId>, StoreError> {
-        let query =
-            sqlx::query_scalar("SELECT autoshares_user_id FROM user_links WHERE subject = $1")
-                .bind(subject.as_str())
-                .fetch_optional(&self.pool);
-        let id: Option<i64> = bounded(query).await?;
+        let id: Option<i64> = self
+            .run(async |c| {
+                sqlx::query_scalar("SELECT autoshares_user_id FROM user_links WHERE subject = $1")
+                    .persistent(false)
+                    .bind(subject.as_str())
+                    .fetch_optional(c)
+                    .await
+            })
+            .await?;
         Ok(id.map(AutosharesUserId))
     }
 
@@ -189,12 +242,12 @@ impl LinkStore {
         // The statement's text varies only in its count of placeholders; every subject is a
         // bound value. (sqlx's QueryBuilder writes `?` for the Any driver, which PostgreSQL
         // does not take.)
-        let statement = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.as_str()));
+        let statement =
+            sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
         let query = subjects
             .iter()
-            .fold(statement, |query, subject| query.bind(subject.as_str()))
-            .fetch_all(&self.pool);
-        let rows = bounded(query).await?;
+            .fold(statement, |query, subject| query.bind(subject.as_str()));
+        let rows = self.run(async |c| query.fetch_all(c).await).await?;
         Ok(rows
             .into_iter()
             .map(|(subject, user)| (Subject::from(subject), AutosharesUserId(user)))
@@ -207,30 +260,42 @@ impl LinkStore {
         subject: &Subject,
         user: AutosharesUserId,
     ) -> Result<(), StoreError> {
-        let query = sqlx::query(UPSERT)
-            .bind(subject.as_str())
-            .bind(user.0)
-            .bind(now_seconds())
-            .execute(&self.pool);
-        bounded(query).await?;
+        self.run(async |c| {
+            sqlx::query(UPSERT)
+                .persistent(false)
+                .bind(subject.as_str())
+                .bind(user.0)
+                .bind(now_seconds())
+                .execute(c)
+                .await
+        })
+        .await?;
         Ok(())
     }
 
     /// Removes the link of `subject`; answers whether there was one.
     pub async fn delete_link(&self, subject: &Subject) -> Result<bool, StoreError> {
-        let query = sqlx::query("DELETE FROM user_links WHERE subject = $1")
-            .bind(subject.as_str())
-            .execute(&self.pool);
-        let done = bounded(query).await?;
+        let done = self
+            .run(async |c| {
+                sqlx::query("DELETE FROM user_links WHERE subject = $1")
+                    .persistent(false)
+                    .bind(subject.as_str())
+                    .execute(c)
+                    .await
+            })
+            .await?;
         Ok(done.rows_affected() > 0)
     }
 
     /// Creates or replaces every link in one transaction: all or nothing.
     pub async fn import(&self, links: &[(Subject, AutosharesUserId)]) -> Result<(), StoreError> {
         let now = now_seconds();
-        let mut tx = self.pool.begin().await?;
+        // Not within one call's bound: a large file takes longer, and each statement is
+        // bounded by the statement timeout.
+        let mut tx = self.begin().await?;
         for (subject, user) in links {
             sqlx::query(UPSERT)
+                .persistent(false)
                 .bind(subject.as_str())
                 .bind(user.0)
                 .bind(now)

@@ -4,6 +4,7 @@
 //! replicas must agree), and stops everything when it ends.
 
 mod cluster;
+mod pgbouncer;
 mod sentinel;
 mod servers;
 mod tls;
@@ -108,6 +109,27 @@ impl Service {
             &format!("{}/v1/me/phone-number/verification", self.process.public),
             Some(&claim_jwt(subject, user)),
             Some(json!({"verificationToken": token, "code": code})),
+        )
+        .await
+    }
+
+    /// Reads the caller's number.
+    pub async fn read(&self, subject: &str, user: i64) -> (u16, Value) {
+        self.call("GET", subject, user).await
+    }
+
+    /// Unbinds the caller's number.
+    pub async fn unbind(&self, subject: &str, user: i64) -> (u16, Value) {
+        self.call("DELETE", subject, user).await
+    }
+
+    async fn call(&self, method: &str, subject: &str, user: i64) -> (u16, Value) {
+        crate::common::call(
+            &self.client,
+            method,
+            &format!("{}/v1/me/phone-number", self.process.public),
+            Some(&claim_jwt(subject, user)),
+            None,
         )
         .await
     }
