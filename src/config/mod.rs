@@ -214,6 +214,11 @@ mod tests {
             ),
             ("server.listen", "nowhere", "server.listen"),
             ("rate_limit.backend", "redis", "redis.url"),
+            (
+                "redis.client_cert_file",
+                "/tmp/client.pem",
+                "redis.client_key_file",
+            ),
             ("upstream.timeout_ms", "soon", "upstream.timeout_ms"),
             ("cors.allowed_origins", "*", "cors.allowed_origins"),
             (

@@ -25,7 +25,10 @@ struct PgBouncer {
 
 impl PgBouncer {
     fn start() -> Self {
-        let port = free_port();
+        Self::start_on(free_port())
+    }
+
+    fn start_on(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let users = dir.path().join("users.txt");
@@ -111,7 +114,7 @@ async fn mixed_requests_through_pgbouncer_in_transaction_mode_lose_nothing() {
         eprintln!("skipped: BFF_TEST_DATABASE_URL is not set");
         return;
     };
-    let bouncer = PgBouncer::start();
+    let mut bouncer = PgBouncer::start();
     let name = database.url.rsplit('/').next().unwrap().to_owned();
     let pooled = format!("postgres://postgres@127.0.0.1:{}/{name}", bouncer.port);
 
@@ -218,4 +221,35 @@ async fn mixed_requests_through_pgbouncer_in_transaction_mode_lose_nothing() {
         "0",
         "a named statement left on the pool"
     );
+
+    // PgBouncer restarted: unready while it is gone, back by itself once it is.
+    let port = bouncer.port;
+    drop(bouncer);
+    let mut down = false;
+    for _ in 0..50 {
+        if service.ready().await.0 == 503 {
+            down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(down, "/readyz 503 while PgBouncer is down");
+    bouncer = PgBouncer::start_on(port);
+    let mut back = None;
+    let restarted = std::time::Instant::now();
+    for _ in 0..100 {
+        if service.ready().await.0 == 200 {
+            back = Some(restarted.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let back = back.expect("ready again without a restart");
+    eprintln!(
+        "pgbouncer restarted: ready again {:.1} s later",
+        back.as_secs_f64()
+    );
+    let answer = service.bind("sub-39", 7039, "+13108904569", None).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    drop(bouncer);
 }
