@@ -1,10 +1,8 @@
 //! A real Redis Cluster of three primaries and three replicas: two `serve` processes,
 //! each seeded with a different node, share every limit exactly, and follow a failover.
 
-use std::time::{Duration, Instant};
-
 use super::servers::{Cluster, installed};
-use super::{Service, autoshares};
+use super::{Service, autoshares, watch_failover};
 
 /// The redis settings of a service seeded with the node at `port` only.
 fn seeded(port: u16, prefix: &str, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
@@ -144,60 +142,8 @@ async fn binds_fail_closed_during_a_failover_and_recover_without_a_restart() {
     );
 
     cluster.nodes[owner].kill();
-    let killed = Instant::now();
-    let mut promoted = None;
-    let mut first_ok = None;
-    let mut refusals = Vec::new();
-    let mut ready_down = false;
-    for i in 1..200 {
-        if promoted.is_none() && cluster.nodes[replica].cli(&["ROLE"]).starts_with("master") {
-            promoted = Some(killed.elapsed());
-        }
-        let answer = service
-            .bind(&format!("sub-{i}"), i, "+13108904569", None)
-            .await;
-        let (ready, _) = service.ready().await;
-        if answer.status == 200
-            && promoted.is_none()
-            && cluster.nodes[replica].cli(&["ROLE"]).starts_with("master")
-        {
-            promoted = Some(killed.elapsed());
-        }
-        if answer.status == 200 {
-            first_ok = Some(killed.elapsed());
-            assert_eq!(ready, 200, "ready once binds can be decided");
-            break;
-        }
-        refusals.push((
-            answer.status,
-            answer.body["code"].as_str().map(str::to_owned),
-        ));
-        ready_down |= ready == 503;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let promoted = promoted.expect("the replica was promoted");
-    let first_ok = first_ok.expect("binds succeeded again");
-    eprintln!(
-        "cluster failover: promoted {:.1} s after the kill, first 200 {:.1} s after the promotion",
-        promoted.as_secs_f64(),
-        first_ok.saturating_sub(promoted).as_secs_f64()
-    );
-    assert!(
-        !refusals.is_empty(),
-        "binds failed while no primary answered"
-    );
-    assert!(
-        refusals
-            .iter()
-            .all(|(s, c)| *s == 503 && c.as_deref() == Some("rate_limiter_unavailable")),
-        "fail closed: {refusals:?}"
-    );
-    assert!(
-        ready_down,
-        "/readyz said 503 while binds could not be decided"
-    );
-    assert!(
-        first_ok.saturating_sub(promoted) <= Duration::from_secs(5),
-        "recovered within 5 s of the promotion"
-    );
+    watch_failover("cluster", &service, || {
+        cluster.nodes[replica].cli(&["ROLE"]).starts_with("master")
+    })
+    .await;
 }

@@ -10,7 +10,7 @@ mod servers;
 mod tls;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -145,4 +145,69 @@ impl Service {
         )
         .await
     }
+}
+
+/// Binds (a new user each time) every 100 ms from the moment a primary was killed until one
+/// succeeds after `promoted` says the replica took over; then checks that every refusal
+/// before was 503 `rate_limiter_unavailable` (fail closed), that `/readyz` said 503 while
+/// binds could not be decided and 200 once they could, and that binds came back within
+/// 5 s of the promotion. `what` names the set-up in the printed figures.
+pub async fn watch_failover(what: &str, service: &Service, promoted: impl Fn() -> bool) {
+    let killed = Instant::now();
+    let mut promoted_at = None;
+    let mut first_ok = None;
+    let mut refusals = Vec::new();
+    let mut ready_down = false;
+    for i in 1..300 {
+        if promoted_at.is_none() && promoted() {
+            promoted_at = Some(killed.elapsed());
+        }
+        let answer = service
+            .bind(&format!("sub-{i}"), i, "+13108904569", None)
+            .await;
+        let (ready, _) = service.ready().await;
+        if answer.status == 200 && promoted_at.is_none() && promoted() {
+            promoted_at = Some(killed.elapsed());
+        }
+        if answer.status == 200 {
+            assert!(
+                promoted_at.is_some(),
+                "a bind decided while no primary answered"
+            );
+            first_ok = Some(killed.elapsed());
+            assert_eq!(ready, 200, "ready once binds can be decided");
+            break;
+        }
+        refusals.push((
+            answer.status,
+            answer.body["code"].as_str().map(str::to_owned),
+        ));
+        ready_down |= ready == 503;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let promoted = promoted_at.expect("the replica was promoted");
+    let first_ok = first_ok.expect("binds succeeded again");
+    eprintln!(
+        "{what} failover: promoted {:.1} s after the kill, first 200 {:.1} s after the promotion",
+        promoted.as_secs_f64(),
+        first_ok.saturating_sub(promoted).as_secs_f64()
+    );
+    assert!(
+        !refusals.is_empty(),
+        "binds failed while no primary answered"
+    );
+    assert!(
+        refusals
+            .iter()
+            .all(|(s, c)| *s == 503 && c.as_deref() == Some("rate_limiter_unavailable")),
+        "fail closed: {refusals:?}"
+    );
+    assert!(
+        ready_down,
+        "/readyz said 503 while binds could not be decided"
+    );
+    assert!(
+        first_ok.saturating_sub(promoted) <= Duration::from_secs(5),
+        "recovered within 5 s of the promotion"
+    );
 }

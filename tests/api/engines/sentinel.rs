@@ -1,10 +1,10 @@
 //! Redis Sentinel: the service finds the primary through the sentinels and follows a
 //! failover without a restart.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::servers::{RedisProcess, installed, wait_until};
-use super::{Service, autoshares};
+use super::{Service, autoshares, watch_failover};
 
 #[actix_web::test]
 async fn the_primary_is_found_through_the_sentinels_and_followed_across_a_failover() {
@@ -52,62 +52,10 @@ async fn the_primary_is_found_through_the_sentinels_and_followed_across_a_failov
     );
 
     primary.kill();
-    let killed = Instant::now();
-    let mut promoted = None;
-    let mut first_ok = None;
-    let mut refusals = Vec::new();
-    let mut ready_down = false;
-    for i in 1..300 {
-        if promoted.is_none() && replica.cli(&["ROLE"]).starts_with("master") {
-            promoted = Some(killed.elapsed());
-        }
-        let answer = service
-            .bind(&format!("sub-{i}"), i, "+13108904569", None)
-            .await;
-        let (ready, _) = service.ready().await;
-        if answer.status == 200
-            && promoted.is_none()
-            && replica.cli(&["ROLE"]).starts_with("master")
-        {
-            promoted = Some(killed.elapsed());
-        }
-        if answer.status == 200 && promoted.is_some() {
-            first_ok = Some(killed.elapsed());
-            assert_eq!(ready, 200, "ready once binds can be decided");
-            break;
-        }
-        assert_ne!(
-            answer.status, 200,
-            "no bind is decided while no primary answers"
-        );
-        refusals.push((
-            answer.status,
-            answer.body["code"].as_str().map(str::to_owned),
-        ));
-        ready_down |= ready == 503;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let promoted = promoted.expect("the sentinels promoted the replica");
-    let first_ok = first_ok.expect("binds succeeded again");
-    eprintln!(
-        "sentinel failover: promoted {:.1} s after the kill, first 200 {:.1} s after the promotion",
-        promoted.as_secs_f64(),
-        first_ok.saturating_sub(promoted).as_secs_f64()
-    );
-    assert!(
-        refusals
-            .iter()
-            .all(|(s, c)| *s == 503 && c.as_deref() == Some("rate_limiter_unavailable")),
-        "fail closed: {refusals:?}"
-    );
-    assert!(
-        ready_down,
-        "/readyz said 503 while binds could not be decided"
-    );
-    assert!(
-        first_ok.saturating_sub(promoted) <= Duration::from_secs(5),
-        "recovered within 5 s of the promotion"
-    );
+    watch_failover("sentinel", &service, || {
+        replica.cli(&["ROLE"]).starts_with("master")
+    })
+    .await;
     assert!(
         !replica.cli(&["KEYS", "s1:*"]).trim().is_empty(),
         "the new primary holds the limits"
