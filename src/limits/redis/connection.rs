@@ -61,14 +61,14 @@ impl Connector {
     /// while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisLimitError> {
         let certificates = certificates(settings)?;
-        let tls = |url: &SecretString| {
+        let parse = |url: &SecretString| {
             url.expose_secret()
                 .into_connection_info()
                 .map_err(|_| RedisLimitError::BadUrl)
         };
         Ok(match &settings.topology {
             RedisTopology::Single(url) => {
-                let info = tls(url)?;
+                let info = parse(url)?;
                 let client = match (&certificates, is_tls(info.addr())) {
                     (Some(certificates), true) => {
                         Client::build_with_tls(info, certificates.clone())
@@ -82,7 +82,7 @@ impl Connector {
                 }
             }
             RedisTopology::Cluster(nodes) => {
-                let infos = nodes.iter().map(tls).collect::<Result<Vec<_>, _>>()?;
+                let infos = nodes.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
                 let mut builder = ClusterClientBuilder::new(infos)
                     .connection_timeout(TIMEOUT)
                     .response_timeout(TIMEOUT)
@@ -100,7 +100,7 @@ impl Connector {
                 }
             }
             RedisTopology::Sentinel { nodes, master } => {
-                let infos = nodes.iter().map(tls).collect::<Result<Vec<_>, _>>()?;
+                let infos = nodes.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
                 let first = infos.first().ok_or(RedisLimitError::BadUrl)?;
                 let tls_mode = match first.addr() {
                     ConnectionAddr::TcpTls {

@@ -47,11 +47,19 @@ pub struct Answer {
 }
 
 impl Service {
+    /// Starts the process and waits until `/readyz` answers 200.
     pub async fn start(
         autoshares: &Scripted,
         dir: &Path,
         redis: &[(&'static str, String)],
     ) -> Self {
+        let service = Self::launch(autoshares, dir, redis);
+        service.process.wait_ready(&service.client).await;
+        service
+    }
+
+    /// Starts the process without waiting for it.
+    pub fn launch(autoshares: &Scripted, dir: &Path, redis: &[(&'static str, String)]) -> Self {
         let mut env = claim_serve_env(
             autoshares.base_url.clone(),
             ("app-key", "service", "password"),
@@ -66,9 +74,7 @@ impl Service {
         let client = awc::Client::builder()
             .timeout(Duration::from_secs(10))
             .finish();
-        let service = Self { process, client };
-        service.process.wait_ready(&service.client).await;
-        service
+        Self { process, client }
     }
 
     /// Binds `phone` for `subject` (AutoShares user `user`), with an `Idempotency-Key`.
@@ -132,6 +138,18 @@ impl Service {
             None,
         )
         .await
+    }
+
+    /// The status of the first `/readyz` the process answers.
+    pub async fn first_readiness(&self) -> u16 {
+        for _ in 0..50 {
+            let url = format!("{}/readyz", self.process.admin);
+            if let Ok(response) = self.client.get(url).send().await {
+                return response.status().as_u16();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the admin listener never answered");
     }
 
     /// `/readyz`: its status and body.

@@ -2,8 +2,6 @@
 //! certificate, and an ACL user: binds work; a wrong CA or password makes `/readyz` 503
 //! with the reason in the log, and no secret is ever logged.
 
-use std::time::Duration;
-
 use super::servers::{Certificates, RedisProcess, installed};
 use super::{Service, autoshares};
 
@@ -111,36 +109,19 @@ async fn a_wrong_ca_password_or_missing_client_certificate_is_unready_with_the_r
     for (what, clients, password, ca, client_cert) in cases {
         let server = server(&certificates, clients);
         let dir = tempfile::tempdir().unwrap();
-        let env = settings(&server, &certificates, password, ca, client_cert);
-        let mut all =
-            crate::common::claim_serve_env(fake.base_url.clone(), ("k", "u", "p"), dir.path());
-        all.push(("BFF__RATE_LIMIT__BACKEND", "redis".to_owned()));
-        all.extend(env);
-        let process = crate::common::ServeProcess::start(&all);
-        let client = awc::Client::default();
-        let mut status = 0;
-        for _ in 0..50 {
-            let answer = client.get(format!("{}/readyz", process.admin)).send().await;
-            if let Ok(response) = answer {
-                status = response.status().as_u16();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(status, 503, "{what}");
-        let (bind, body) = crate::common::call(
-            &client,
-            "PUT",
-            &format!("{}/v1/me/phone-number", process.public),
-            Some(&crate::common::claim_jwt("sub-1", 7)),
-            Some(serde_json::json!({"phoneNumber": "+13108904569"})),
-        )
-        .await;
+        let service = Service::launch(
+            &fake,
+            dir.path(),
+            &settings(&server, &certificates, password, ca, client_cert),
+        );
+        assert_eq!(service.first_readiness().await, 503, "{what}");
+        let bind = service.bind("sub-1", 7, "+13108904569", None).await;
         assert_eq!(
-            (bind, body["code"].as_str()),
+            (bind.status, bind.body["code"].as_str()),
             (503, Some("rate_limiter_unavailable")),
             "{what}"
         );
+        let process = service.process;
         process.terminate();
         let finished = process.finish();
         let log = format!("{}{}", finished.stdout, finished.stderr);
