@@ -147,3 +147,88 @@ async fn binds_fail_closed_during_a_failover_and_recover_without_a_restart() {
     })
     .await;
 }
+
+/// Moving the binds' own slot: Redis answers TRYAGAIN to a script whose keys are split
+/// between the two nodes (or missing from one of them) until the move ends, so binds fail
+/// closed meanwhile, never decided on half the state; once the slot has moved they are
+/// decided on the new primary, with the state that moved with it, and no restart.
+#[actix_web::test]
+async fn binds_fail_closed_while_their_slot_moves_and_go_on_on_its_new_primary() {
+    if !installed(&["redis-server", "redis-cli"]) {
+        return;
+    }
+    let cluster = Cluster::start();
+    let fake = autoshares();
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(
+        &fake,
+        dir.path(),
+        &seeded(
+            cluster.nodes[0].port,
+            "c3:",
+            &[
+                ("BFF__RATE_LIMIT__BIND_PER_USER", "3/hour"),
+                ("BFF__RATE_LIMIT__BIND_PER_PHONE", "1000/hour"),
+            ],
+        ),
+    )
+    .await;
+    let slot = cluster.slot_of("{bind}");
+    let from = cluster.owner_of("{bind}");
+    let to = (0..6)
+        .find(|&i| i != from && cluster.nodes[i].cli(&["ROLE"]).starts_with("master"))
+        .unwrap();
+    // One user spends two of three binds before the move.
+    for _ in 0..2 {
+        assert_eq!(
+            service.bind("sub-q", 77, "+13108904569", None).await.status,
+            200
+        );
+    }
+    let mut user = 0;
+    let mut bind_others = async || {
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            user += 1;
+            let answer = service
+                .bind(&format!("sub-{user}"), user, "+13108904569", None)
+                .await;
+            answers.push((
+                answer.status,
+                answer.body["code"].as_str().map(str::to_owned),
+            ));
+        }
+        answers
+    };
+
+    cluster.begin_slot_move(&slot, from, to);
+    let mut moving = bind_others().await;
+    cluster.migrate_keys(&slot, from, to, 3);
+    moving.extend(bind_others().await);
+    while cluster.migrate_keys(&slot, from, to, 100) > 0 {}
+    moving.extend(bind_others().await);
+    cluster.finish_slot_move(&slot, to);
+    let moved = bind_others().await;
+
+    assert!(
+        moving
+            .iter()
+            .all(|(s, c)| *s == 200
+                || (*s == 503 && c.as_deref() == Some("rate_limiter_unavailable"))),
+        "fail closed while the slot moves: {moving:?}"
+    );
+    assert!(
+        moved.iter().all(|(s, _)| *s == 200),
+        "after the move: {moved:?}"
+    );
+    assert_eq!(cluster.owner_of("{bind}"), to, "the slot moved");
+    // The user's quota moved with it: one bind left, then none.
+    assert_eq!(
+        service.bind("sub-q", 77, "+13108904569", None).await.status,
+        200
+    );
+    assert_eq!(
+        service.bind("sub-q", 77, "+13108904569", None).await.status,
+        429
+    );
+}

@@ -22,11 +22,11 @@ async fn the_primary_is_found_through_the_sentinels_and_followed_across_a_failov
             .cli(&["INFO", "replication"])
             .contains("master_link_status:up")
     });
-    let sentinels: Vec<RedisProcess> = (0..3)
+    let mut sentinels: Vec<RedisProcess> = (0..3)
         .map(|_| RedisProcess::sentinel(primary.port, 2))
         .collect();
     let nodes: Vec<String> = sentinels.iter().map(RedisProcess::url).collect();
-    // One sentinel is down from the start: the others answer.
+    // One listed sentinel is down from the start: the others answer.
     let dead = crate::common::free_port();
     let list = format!("redis://127.0.0.1:{dead},{}", nodes.join(","));
     let fake = autoshares();
@@ -51,6 +51,8 @@ async fn the_primary_is_found_through_the_sentinels_and_followed_across_a_failov
         "the limits are on the primary"
     );
 
+    // A second sentinel fails with the primary: the remaining two still elect a leader.
+    sentinels[0].kill();
     primary.kill();
     watch_failover("sentinel", &service, || {
         replica.cli(&["ROLE"]).starts_with("master")

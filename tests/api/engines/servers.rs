@@ -253,6 +253,61 @@ impl Cluster {
         panic!("no primary owns slot {slot}:\n{nodes}");
     }
 
+    /// The slot of `key`.
+    pub fn slot_of(&self, key: &str) -> String {
+        self.nodes[0]
+            .cli(&["CLUSTER", "KEYSLOT", key])
+            .trim()
+            .to_owned()
+    }
+
+    /// Starts moving `slot` from the primary at `from` to the one at `to`, as
+    /// `redis-cli --cluster reshard` does: importing on `to`, migrating on `from`.
+    pub fn begin_slot_move(&self, slot: &str, from: usize, to: usize) {
+        let (from_id, to_id) = (self.id(from), self.id(to));
+        assert!(
+            self.nodes[to]
+                .cli(&["CLUSTER", "SETSLOT", slot, "IMPORTING", &from_id])
+                .contains("OK")
+        );
+        assert!(
+            self.nodes[from]
+                .cli(&["CLUSTER", "SETSLOT", slot, "MIGRATING", &to_id])
+                .contains("OK")
+        );
+    }
+
+    /// Moves up to `count` keys of `slot` from `from` to `to`; answers how many moved.
+    pub fn migrate_keys(&self, slot: &str, from: usize, to: usize, count: usize) -> usize {
+        let keys = self.nodes[from].cli(&["CLUSTER", "GETKEYSINSLOT", slot, &count.to_string()]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            return 0;
+        }
+        let port = self.nodes[to].port.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        args.extend(keys.iter().copied());
+        assert!(self.nodes[from].cli(&args).contains("OK"), "MIGRATE");
+        keys.len()
+    }
+
+    /// Ends the move: every primary says `to` owns `slot`.
+    pub fn finish_slot_move(&self, slot: &str, to: usize) {
+        let to_id = self.id(to);
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            if node.cli(&["ROLE"]).starts_with("master") {
+                node.cli(&["CLUSTER", "SETSLOT", slot, "NODE", &to_id]);
+            }
+        }
+    }
+
+    fn id(&self, index: usize) -> String {
+        self.nodes[index]
+            .cli(&["CLUSTER", "MYID"])
+            .trim()
+            .to_owned()
+    }
+
     /// The replica of the primary at `index`, by its index.
     pub fn replica_of(&self, index: usize) -> usize {
         let id = self.nodes[index]
