@@ -9,6 +9,8 @@ mod keyed_hash;
 mod memory;
 mod redis;
 mod rules;
+#[cfg(test)]
+mod testing;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

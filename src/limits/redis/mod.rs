@@ -98,10 +98,22 @@ impl RedisLimits {
         facts: &BindFacts<'_>,
         policy: &Policy,
     ) -> Result<Decision, RedisLimitError> {
+        self.decide_bind(facts, policy, &call_id()).await
+    }
+
+    /// `admit_bind` as the call named `call`: the same call run again answers the same
+    /// and takes nothing again.
+    async fn decide_bind(
+        &self,
+        facts: &BindFacts<'_>,
+        policy: &Policy,
+        call: &str,
+    ) -> Result<Decision, RedisLimitError> {
         let abuse = &policy.abuse;
         let [country_scope, prefix_scope] = self.scope_keys(facts);
-        let mut call = self.bind.prepare_invoke();
-        call.key(self.key(&format!("user:{}", facts.user)))
+        let mut invocation = self.bind.prepare_invoke();
+        invocation
+            .key(self.key(&format!("user:{}", facts.user)))
             .key(self.key(&format!("phone:{}", encoded(&facts.phone_digest))))
             .key(self.key("budget:global"))
             .key(self.key(&format!("budget:country:{}", facts.country)))
@@ -113,18 +125,21 @@ impl RedisLimits {
             .key(self.key(&match &facts.client_digest {
                 Some(digest) => format!("client:{}", encoded(digest)),
                 None => "client:off".to_owned(),
-            }));
+            }))
+            .key(self.key(&format!("call:{call}")));
         for quota in [policy.per_user, policy.per_phone] {
-            call.arg(millis(quota.refill_interval()))
+            invocation
+                .arg(millis(quota.refill_interval()))
                 .arg(quota.burst.get());
         }
         for (_, quota, mode) in policy.budgets(facts.country) {
             let (interval, burst) =
                 quota.map_or((0, 0), |q| (millis(q.refill_interval()), q.burst.get()));
-            call.arg(interval).arg(burst).arg(mode.name());
+            invocation.arg(interval).arg(burst).arg(mode.name());
         }
         let conversion = &abuse.conversion;
-        call.arg(conversion.mode.name())
+        invocation
+            .arg(conversion.mode.name())
             .arg(millis(conversion.window))
             .arg(conversion.min_ratio)
             .arg(conversion.min_sends_country)
@@ -142,12 +157,12 @@ impl RedisLimits {
         let client = policy.per_client.filter(|_| facts.client_digest.is_some());
         let (interval, burst) =
             client.map_or((0, 0), |q| (millis(q.refill_interval()), q.burst.get()));
-        call.arg(interval).arg(burst);
+        invocation.arg(interval).arg(burst);
         let e164 = facts.phone.as_e164();
         for end in 2..=e164.len() {
-            call.arg(encoded(&facts.hash.digest("safe", &e164[..end])));
+            invocation.arg(encoded(&facts.hash.digest("safe", &e164[..end])));
         }
-        let (code, wait_ms, shadowed): (u8, u64, String) = self.invoke(&call).await?;
+        let (code, wait_ms, shadowed): (u8, u64, String) = self.invoke(&invocation).await?;
         let retry_after = Duration::from_millis(wait_ms);
         let refusal = match code {
             0 => None,
@@ -385,6 +400,11 @@ impl RedisLimits {
     ) -> Result<i64, RedisLimitError> {
         let mut call = self.attempt.prepare_invoke();
         call.key(format!("{}{{verify:{token_key}}}", self.prefix))
+            .key(format!(
+                "{}{{verify:{token_key}}}:call:{}",
+                self.prefix,
+                call_id()
+            ))
             .arg(max)
             .arg(millis(keep).max(1000))
             .arg(action);
@@ -425,6 +445,21 @@ async fn timed<T>(
     }
 }
 
+/// A name for one call of a script that decides once per call (see `BIND_SCRIPT`).
+fn call_id() -> String {
+    let mut bytes = [0u8; 12];
+    // The system's random source; should it fail, the name is still unique enough for the
+    // minute it lives, by the clock.
+    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..12]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
@@ -438,6 +473,38 @@ fn is_safe(entries: &[String], e164: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::RedisTopology;
+    use crate::limits::testing::{hash, policy};
+    use crate::phone::PhoneNumber;
+
+    /// Runs against the Redis of `BFF_TEST_REDIS_URL`; says it skipped without one.
+    #[tokio::test]
+    async fn the_same_call_run_again_is_decided_once() {
+        let Some(url) = std::env::var("BFF_TEST_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: BFF_TEST_REDIS_URL is not set");
+            return;
+        };
+        let limits = RedisLimits::new(&RedisSettings {
+            topology: RedisTopology::Single(url.into()),
+            key_prefix: format!("bff-unit-{}:", call_id()),
+            ca_file: None,
+            client_cert: None,
+        })
+        .unwrap();
+        let (policy, hash) = (policy("1/hour", "10/day"), hash());
+        let phone = PhoneNumber::from_trusted_e164("+34635952910".to_owned());
+        let facts = BindFacts::new(AutosharesUserId(1), &phone, None, &policy, &hash);
+
+        // As when the client resends a call whose answer a dropped connection lost.
+        let first = limits.decide_bind(&facts, &policy, "call-1").await.unwrap();
+        let again = limits.decide_bind(&facts, &policy, "call-1").await.unwrap();
+        assert!(first.refusal.is_none(), "admitted");
+        assert!(again.refusal.is_none(), "the same call answers the same");
+        let next = limits.decide_bind(&facts, &policy, "call-2").await.unwrap();
+        assert!(next.refusal.is_some(), "a quota of one was taken once");
+    }
 
     #[test]
     fn plain_and_tls_urls_are_accepted_and_others_refused() {
