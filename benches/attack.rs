@@ -1,4 +1,4 @@
-//! A replayed SMS-pumping attack (CONTRACT.md §8), run by hand:
+//! A replayed SMS-pumping attack (docs/abuse.md), run by hand:
 //!
 //!   cargo bench --bench attack                       # one instance, memory limits
 //!   cargo bench --bench attack -- --redis redis://127.0.0.1:6379   # two instances, one Redis

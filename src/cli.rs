@@ -1,4 +1,4 @@
-//! The command line (CONTRACT.md §5), as clap types. `commands/` does the work.
+//! The command line (README.md "Commands"), as clap types. `commands/` does the work.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The client's address behind the ingress (CONTRACT.md §11). Start at the TCP peer; while
+//! The client's address behind the ingress (docs/operations.md "The client's address behind the ingress"). Start at the TCP peer; while
 //! the address in hand is a trusted proxy, step one address to the left in `Forwarded`
 //! (RFC 7239 `for=`) when that header is present, else in `X-Forwarded-For`. The walk stops
 //! at the first untrusted address, at the leftmost one, or at the last good address before

@@ -1,5 +1,5 @@
 //! autoshares-bff: lets first-party apps bind and verify a user's phone number at
-//! AutoShares without holding AutoShares' secrets (CONTRACT.md §1).
+//! AutoShares without holding AutoShares' secrets (README.md).
 //!
 //! A tour, outside in (README's layout section is the same map; `.ci/layers.py` checks
 //! that no module imports one above it):

@@ -1,4 +1,4 @@
-//! The Prometheus registry and our few instruments (CONTRACT.md §3 `/metrics`). Labels are
+//! The Prometheus registry and our few instruments (docs/api.md "The operations API" `/metrics`). Labels are
 //! routes, endpoints, statuses, limit names and outcomes: never a user id, subject, phone
 //! number or token, so every label set is small and bounded.
 
@@ -231,7 +231,7 @@ impl Metrics {
         }
     }
 
-    /// An audit event forced out of the queue unwritten (CONTRACT.md §9).
+    /// An audit event forced out of the queue unwritten (docs/operations.md "Audit trail").
     pub fn audit_dropped(&self) {
         self.audit_dropped.inc();
     }
@@ -246,7 +246,7 @@ impl Metrics {
         self.audit_batches.observe(events as f64);
     }
 
-    /// A bind admitted to AutoShares: a send (CONTRACT.md §8).
+    /// A bind admitted to AutoShares: a send (docs/abuse.md).
     pub fn sms_sent(&self, country: &str) {
         let labels = CountryLabels {
             country: country.to_owned(),

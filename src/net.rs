@@ -3,7 +3,7 @@
 //!
 //! Calls are pinned to HTTP/1.1 (ALPN offers nothing else): the HTTP/2 client logs whole
 //! request heads at trace level, which would put `Et-App-Key`, the service bearer and the
-//! login password in the log (CONTRACT.md §7).
+//! login password in the log (docs/operations.md "Logs").
 
 use std::path::Path;
 use std::sync::Arc;

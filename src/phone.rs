@@ -1,5 +1,5 @@
 //! Phone numbers: parse what a person typed, normalise it to E.164, and keep only numbers
-//! that are valid for their country and can receive an SMS (CONTRACT.md §2). The only way
+//! that are valid for their country and can receive an SMS (docs/api.md). The only way
 //! a number reaches a log is the masked `Display` here.
 
 use std::fmt;
@@ -130,7 +130,7 @@ impl PhoneNumber {
         &self.e164
     }
 
-    /// The number's region (CONTRACT.md §8).
+    /// The number's region (docs/abuse.md).
     pub fn country(&self) -> Country {
         self.country
     }

@@ -250,7 +250,7 @@ impl Application {
         self.workers
     }
 
-    /// Serves until `stop` resolves, then shuts down gracefully (CONTRACT.md §3): `/readyz`
+    /// Serves until `stop` resolves, then shuts down gracefully (docs/api.md "The operations API"): `/readyz`
     /// turns 503, the public listener stops accepting, requests in flight get
     /// `server.shutdown_grace_s` to finish, then the admin listener stops.
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! Logs (CONTRACT.md §7) and traces (§10).
+//! Logs (docs/operations.md "Logs") and traces (docs/api.md "Tracing").
 //!
 //! Log lines are formatted on the thread that logs and written to stdout by a thread of
 //! their own, in batches, so no request waits for a write. When the queue between them is

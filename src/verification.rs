@@ -1,4 +1,4 @@
-//! Verification tokens (CONTRACT.md §2): step 1 seals what step 2 needs — AutoShares'
+//! Verification tokens (docs/api.md): step 1 seals what step 2 needs — AutoShares'
 //! token id, the AutoShares user id, the subject, the number and an expiry — with
 //! AES-256-GCM, so a client can carry it but neither read nor change it. Previous keys
 //! still open tokens during a key rotation. No I/O here; the time is an argument.

@@ -1,4 +1,4 @@
-//! The command line of CONTRACT.md §5, driven through the built binary.
+//! The command line of README.md "Commands", driven through the built binary.
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 //! Runs `serve` as a process through a whole scenario, captures everything it prints, and
-//! checks the log lines (CONTRACT.md §7): JSON with the required keys, `request_id` on a
+//! checks the log lines (docs/operations.md "Logs"): JSON with the required keys, `request_id` on a
 //! request's lines, and no secret, token, JWT, code or full phone number at any level.
 // These tests drive the sandbox, which production builds leave out.
 #![cfg(feature = "sandbox")]

@@ -1,4 +1,4 @@
-//! Graceful shutdown (CONTRACT.md §3): on SIGTERM `/readyz` turns 503 at once, the public
+//! Graceful shutdown (docs/api.md "The operations API"): on SIGTERM `/readyz` turns 503 at once, the public
 //! listener stops accepting, the request in flight still gets its answer, and the process
 //! exits 0.
 
@@ -89,7 +89,7 @@ async fn sigterm_lets_the_request_in_flight_finish_and_exits_0() {
     );
 }
 
-/// CONTRACT.md §9: events of finished requests are written before the process exits,
+/// docs/operations.md "Audit trail": events of finished requests are written before the process exits,
 /// though the writer batches them off the request path.
 #[cfg(feature = "sandbox")]
 #[actix_web::test]

@@ -1,4 +1,4 @@
-//! Trace context and export (CONTRACT.md §2, §10), through the built binary: a caller's
+//! Trace context and export (docs/api.md, docs/api.md "Tracing"), through the built binary: a caller's
 //! `traceparent` is continued, AutoShares gets a child `traceparent`, every log line of the
 //! request carries the trace id, and with `telemetry.otlp_endpoint` set the spans reach an
 //! OTLP/HTTP receiver (this test's own, decoding the protobuf with `opentelemetry-proto`)

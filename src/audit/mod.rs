@@ -1,4 +1,4 @@
-//! The audit trail (CONTRACT.md §9): every bind, completion and unbind that passed
+//! The audit trail (docs/operations.md "Audit trail"): every bind, completion and unbind that passed
 //! authentication and the link lookup, with its outcome, the masked number, its country,
 //! the client address and the request id. Requests only queue an event; one task writes
 //! the queue in batches. While the database cannot take them, events wait in a bounded

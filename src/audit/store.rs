@@ -15,7 +15,7 @@ use crate::phone::Country;
 
 use super::{Event, unix_millis};
 
-/// One event as read back (CONTRACT.md §3 `…/events`).
+/// One event as read back (docs/api.md "The operations API" `…/events`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {

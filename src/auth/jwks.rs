@@ -1,4 +1,4 @@
-//! Keys from a JWKS URL or file (CONTRACT.md §6 `auth.jwks_url`): refreshed on a timer
+//! Keys from a JWKS URL or file (docs/configuration.md `auth.jwks_url`): refreshed on a timer
 //! and when a token names an unknown `kid` (at most once per 10 s for all kids); the last
 //! good set is kept when a refresh fails.
 

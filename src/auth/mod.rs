@@ -1,4 +1,4 @@
-//! End-user authentication (CONTRACT.md §2 `401`): the first party's JWT, checked against
+//! End-user authentication (docs/api.md `401`): the first party's JWT, checked against
 //! an HS256 secret, a PEM public key, or a JWKS. `exp`, `iss`, `aud` and a non-empty `sub`
 //! are required, `nbf` is honoured, and `auth.leeway_s` applies to both.
 

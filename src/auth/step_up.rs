@@ -1,4 +1,4 @@
-//! Step-up for the routes that change a second factor (CONTRACT.md §2 "Step-up", RFC 9470):
+//! Step-up for the routes that change a second factor (docs/api.md "Step-up", RFC 9470):
 //! with `auth.bind_max_age_s` the JWT's `auth_time` must be that recent, with
 //! `auth.bind_acr_values` its `acr` must be one of them. The refusal carries the RFC's
 //! challenge. Time is an argument.

@@ -1,4 +1,4 @@
-//! `autoshares-bff dev`: the whole stack in one process (CONTRACT.md §5) — the sandbox,
+//! `autoshares-bff dev`: the whole stack in one process (README.md "Commands") — the sandbox,
 //! the service on loopback with SQLite under `data/` and in-memory limits, generated keys,
 //! a linked demo user, and a ready JWT with the curl lines to try it.
 
@@ -50,7 +50,7 @@ pub async fn run(sources: Sources) -> anyhow::Result<()> {
     outcome
 }
 
-/// What `dev` changes (CONTRACT.md §5): the upstream is the sandbox, the keys are
+/// What `dev` changes (README.md "Commands"): the upstream is the sandbox, the keys are
 /// generated, links live in SQLite under `data/` and limits in memory; listeners, issuer,
 /// audience and log format are only defaults, which the configuration may change.
 fn dev_layers(

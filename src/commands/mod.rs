@@ -1,4 +1,4 @@
-//! One file per subcommand of CONTRACT.md §5. Each returns `anyhow::Result`; `main` prints
+//! One file per subcommand of README.md "Commands". Each returns `anyhow::Result`; `main` prints
 //! the one-line error and picks the exit status.
 
 #[cfg(feature = "sandbox")]

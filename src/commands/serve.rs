@@ -1,4 +1,4 @@
-//! `autoshares-bff serve`: the service with the configuration of CONTRACT.md §6.
+//! `autoshares-bff serve`: the service with the configuration of docs/configuration.md.
 
 use crate::config::{Settings, Sources};
 use crate::startup::{self, Listeners};

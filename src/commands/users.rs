@@ -1,5 +1,5 @@
-//! `autoshares-bff users link|unlink|show|import|history` (CONTRACT.md §5): mapping
-//! management on the configured database, and a subject's audit trail (§9). Running
+//! `autoshares-bff users link|unlink|show|import|history` (README.md "Commands"): mapping
+//! management on the configured database, and a subject's audit trail (docs/operations.md "Audit trail"). Running
 //! services see link changes within 5 s.
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! The layers of CONTRACT.md §6 merged into one tree, and the typed reads every section
+//! The layers of docs/configuration.md merged into one tree, and the typed reads every section
 //! makes of it. Each read names its dotted key and its default in one call, turns a bad
 //! value into one line naming the key, and is recorded, so a test can hold the documented
 //! defaults in `config/default.toml` to what the code really uses.
@@ -213,7 +213,7 @@ impl Layers {
         Ok(text)
     }
 
-    /// A quota such as `5/hour` (CONTRACT.md §6).
+    /// A quota such as `5/hour` (docs/configuration.md).
     pub fn quota(&self, key: &str, default: &str) -> Result<Quota, ConfigError> {
         Quota::parse(&self.text(key, default)?).map_err(|e| ConfigError::key(key, &e.to_string()))
     }

@@ -1,4 +1,4 @@
-//! Settings (CONTRACT.md §6): the typed configuration. `layers.rs` merges the layers and
+//! Settings (docs/configuration.md): the typed configuration. `layers.rs` merges the layers and
 //! reads keys; `sections.rs` has one struct per section with the one function that reads
 //! its keys and their defaults; `quota.rs` parses `N/unit`. A bad value stops start-up
 //! with one line naming its dotted key.

@@ -1,5 +1,5 @@
 //! Quotas as the configuration writes them: `N/second|minute|hour|day`, a burst of N
-//! refilled evenly over the period (CONTRACT.md §6).
+//! refilled evenly over the period (docs/configuration.md).
 
 use std::fmt;
 use std::num::NonZeroU32;

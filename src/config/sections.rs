@@ -1,4 +1,4 @@
-//! One typed struct per section of CONTRACT.md §6, each with the one function that reads
+//! One typed struct per section of docs/configuration.md, each with the one function that reads
 //! its keys: every key is named once, with its default beside it, and checked where it is
 //! read. Nothing here knows which command runs.
 
@@ -20,7 +20,7 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// The longest a caller may take to send a whole request, head and body.
     pub request_timeout: Duration,
-    /// The proxies in front whose forwarding headers are believed (CONTRACT.md §11).
+    /// The proxies in front whose forwarding headers are believed (docs/operations.md "The client's address behind the ingress").
     pub trusted_proxies: Vec<IpNet>,
 }
 
@@ -103,7 +103,7 @@ pub struct AuthSettings {
     pub key: KeySource,
     pub jwks_refresh: Duration,
     pub leeway: Duration,
-    /// Step-up (CONTRACT.md §2): a bind or unbind needs a login at most this old.
+    /// Step-up (docs/api.md): a bind or unbind needs a login at most this old.
     pub bind_max_age: Option<Duration>,
     /// Step-up: a bind or unbind needs one of these `acr` values.
     pub bind_acr_values: Option<Vec<String>>,
@@ -303,7 +303,7 @@ pub struct RateLimitSettings {
     pub backend: LimitBackend,
     pub bind_per_user: Quota,
     pub bind_per_phone: Quota,
-    /// Per client address (CONTRACT.md §11); `None` when `off`.
+    /// Per client address (docs/operations.md "The client's address behind the ingress"); `None` when `off`.
     pub bind_per_client: Option<Quota>,
     pub verify_attempts: u32,
     pub on_backend_error: OnBackendError,
@@ -479,7 +479,7 @@ impl LogSettings {
     }
 }
 
-/// Browsers (CONTRACT.md §2 "Browsers (CORS)").
+/// Browsers (docs/api.md "Browsers (CORS)").
 #[derive(Debug, Clone, Default)]
 pub struct CorsSettings {
     /// Exact origins such as `https://app.example.com`; empty: no CORS.
@@ -566,7 +566,7 @@ pub fn sandbox_listen(l: &Layers) -> Result<String, ConfigError> {
     l.address("sandbox.listen", "127.0.0.1:8081")
 }
 
-/// How an abuse rule acts (CONTRACT.md §8 `abuse.modes`).
+/// How an abuse rule acts (docs/abuse.md `abuse.modes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleMode {
     Enforce,
@@ -604,7 +604,7 @@ pub struct ConversionSettings {
     pub mode: RuleMode,
 }
 
-/// What the fleet may spend on SMS (CONTRACT.md §8).
+/// What the fleet may spend on SMS (docs/abuse.md).
 #[derive(Debug, Clone)]
 pub struct AbuseSettings {
     pub global_budget: Option<Quota>,

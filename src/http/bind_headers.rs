@@ -1,4 +1,4 @@
-//! HTTP's side of two bind rules (CONTRACT.md §2): the `Idempotency-Key` header, and the
+//! HTTP's side of two bind rules (docs/api.md): the `Idempotency-Key` header, and the
 //! IETF RateLimit fields that tell a caller its own bind quota.
 
 use actix_web::HttpResponse;

@@ -1,6 +1,6 @@
 //! The caller extractors: a request's JWT checked by `auth`, its subject mapped by
 //! `identity`. `LinkedCaller` is enough to read or to complete a binding;
-//! `SteppedUpCaller`, for bind and unbind, also needs the recent login of CONTRACT.md §2
+//! `SteppedUpCaller`, for bind and unbind, also needs the recent login of docs/api.md
 //! "Step-up", checked between authentication and the link (401 before 403). Handlers
 //! that take either never run for a 401 or a 403.
 

@@ -1,4 +1,4 @@
-//! The client address of each public request (CONTRACT.md §11), found once by a middleware
+//! The client address of each public request (docs/operations.md "The client's address behind the ingress"), found once by a middleware
 //! from the TCP peer and the forwarding headers of `server.trusted_proxies`, then read by
 //! the bind's quota, the audit event and the closing log line.
 

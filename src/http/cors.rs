@@ -1,4 +1,4 @@
-//! Browsers (CONTRACT.md §2 "Browsers (CORS)"): an exact-origin allow-list. A preflight
+//! Browsers (docs/api.md "Browsers (CORS)"): an exact-origin allow-list. A preflight
 //! from a listed origin on a `/v1` route is answered here with 204 and the allowed
 //! methods and headers; from any other origin, 403 `origin_not_allowed` with no
 //! `Access-Control-Allow-*` header. Every other answer to a listed origin, problems

@@ -1,4 +1,4 @@
-//! `JsonObject<T>`: a request body that is a JSON object of the route's shape (CONTRACT.md §2
+//! `JsonObject<T>`: a request body that is a JSON object of the route's shape (docs/api.md
 //! "Methods and paths"). serde would read a struct from an array too (`["+1310…"]`); this
 //! extractor refuses anything but an object with 400 `malformed_request`, and keeps the
 //! JSON limits and error handling of `json_config`. The body must have arrived within

@@ -1,5 +1,5 @@
 //! Everything that knows it serves HTTP: the public route table with its 16 KiB JSON limit
-//! and extractor error handlers (CONTRACT.md §2), the admin listener (§3), request ids and
+//! and extractor error handlers (docs/api.md), the admin listener (docs/api.md "The operations API"), request ids and
 //! the problem body.
 
 pub mod admin;

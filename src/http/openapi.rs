@@ -1,4 +1,4 @@
-//! `GET /openapi.json` (CONTRACT.md §2): the OpenAPI 3 description of the public API,
+//! `GET /openapi.json` (docs/api.md): the OpenAPI 3 description of the public API,
 //! generated from the handlers' annotations, the request and response types, and each
 //! route's problem list (`problem/routes.rs`).
 
@@ -55,7 +55,7 @@ impl Modify for BearerAuth {
 }
 
 /// The document as JSON: utoipa's, then the headers, the phone number's form and the
-/// link of CONTRACT.md §2 "GET /openapi.json". Built once.
+/// link of docs/api.md "`GET /openapi.json`". Built once.
 pub fn document() -> &'static str {
     static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DOCUMENT.get_or_init(|| {

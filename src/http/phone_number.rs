@@ -1,4 +1,4 @@
-//! The four `/v1/me/phone-number` handlers (CONTRACT.md §2) and their JSON types.
+//! The four `/v1/me/phone-number` handlers (docs/api.md) and their JSON types.
 
 use std::time::SystemTime;
 
@@ -113,14 +113,14 @@ pub async fn bind(
             }
         },
     };
-    // Every answer to a linked caller tells its own quota (CONTRACT.md §2).
+    // Every answer to a linked caller tells its own quota (docs/api.md).
     if let Some(quota) = app.limits.user_quota(caller.user).await {
         insert_rate_limit(&mut response, &quota);
     }
     audited(&app, event, response)
 }
 
-/// Queues the request's audit event with the answer's outcome (CONTRACT.md §9). A replayed
+/// Queues the request's audit event with the answer's outcome (docs/operations.md "Audit trail"). A replayed
 /// idempotent answer is the first bind's answer again, not a new event.
 fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
     if response.headers().contains_key(IDEMPOTENCY_REPLAYED) {
@@ -131,7 +131,7 @@ fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResp
     response
 }
 
-/// The bind of a valid number, in the order of CONTRACT.md §2.
+/// The bind of a valid number, in the order of docs/api.md.
 async fn bind_steps(
     caller: &LinkedCaller,
     number: &PhoneNumber,
@@ -154,7 +154,7 @@ async fn bind_steps(
     let Some(guard) = guard else {
         return outcome.map(|bound| HttpResponse::Ok().json(bound));
     };
-    // Only what AutoShares decided is kept for a retry (CONTRACT.md §2 "Idempotency").
+    // Only what AutoShares decided is kept for a retry (docs/api.md "Idempotency").
     let decided = match &outcome {
         Ok(bound) => Some((
             200,

@@ -1,4 +1,4 @@
-//! `X-Request-Id` (CONTRACT.md §2): the caller's id when it is 1–128 characters of
+//! `X-Request-Id` (docs/api.md): the caller's id when it is 1–128 characters of
 //! `[A-Za-z0-9._:-]`, else a new one; echoed on every response, kept for the problem body
 //! and the log span, and forwarded to AutoShares.
 

@@ -1,8 +1,8 @@
 //! The root span of every request (for `tracing-actix-web`): it carries `request_id` and
 //! `trace_id` (the caller's W3C trace, or a new one), so every line logged while serving
 //! the request has them, and the closing line adds `route`,
-//! `status` and `latency_ms` (CONTRACT.md §7), and on the public listener `client_address`
-//! (§11). No headers, query or body are recorded.
+//! `status` and `latency_ms` (docs/operations.md "Logs"), and on the public listener `client_address`
+//! (docs/operations.md "The client's address behind the ingress"). No headers, query or body are recorded.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};

@@ -1,5 +1,5 @@
 //! A short-lived, bounded cache of subject -> AutoShares user id, so the database is not
-//! asked on every request. Entries live at most `ttl` (CONTRACT.md §3: 5 s), counted from
+//! asked on every request. Entries live at most `ttl` (docs/api.md "The operations API": 5 s), counted from
 //! when their read began. An entry asked for in its last `REFRESH_WINDOW` is due to be read
 //! again, once, while it is still served: a caller who keeps calling never waits for the
 //! database.

@@ -1,4 +1,4 @@
-//! Subject -> AutoShares user id (CONTRACT.md §1 step 2): from a claim of the JWT, or from
+//! Subject -> AutoShares user id (README.md, step 2 of a request): from a claim of the JWT, or from
 //! the `user_links` table with a short cache in front.
 
 mod cache;
@@ -17,7 +17,7 @@ use cache::LinkCache;
 use loader::LinkLoader;
 pub use store::{LinkStore, Placeholders, StoreError};
 
-/// How long a mapping may be served from memory (CONTRACT.md §3).
+/// How long a mapping may be served from memory (docs/api.md "The operations API").
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]

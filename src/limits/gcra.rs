@@ -1,5 +1,5 @@
 //! One step of the generic cell rate algorithm (GCRA) that every quota and budget uses
-//! (CONTRACT.md §6): a burst of N, refilled evenly over the period. Time is a `Duration`
+//! (docs/configuration.md): a burst of N, refilled evenly over the period. Time is a `Duration`
 //! since any fixed origin, so the same arithmetic runs on this process's clock (memory) and
 //! in the Redis script (on the server's clock).
 

@@ -1,4 +1,4 @@
-//! Idempotent binds (CONTRACT.md §2 "Idempotency"): a record per (AutoShares user id,
+//! Idempotent binds (docs/api.md "Idempotency"): a record per (AutoShares user id,
 //! `Idempotency-Key`), named by a keyed hash of both, holding first an in-flight marker
 //! with the number's fingerprint, then the sealed answer AutoShares decided. What the
 //! backends store is [`Record`]; what a bind learns is [`Begun`].

@@ -1,4 +1,4 @@
-//! The keyed hash that names numbers and prefixes in stored state (CONTRACT.md §6 end): an
+//! The keyed hash that names numbers and prefixes in stored state (docs/configuration.md): an
 //! HMAC-SHA-256 under a key derived from `verification.token_secret`, which every replica
 //! shares, so stored keys cannot be reversed over the number space without it.
 

@@ -174,7 +174,7 @@ impl MemoryLimits {
     }
 
     /// Decides one bind at `now`: every quota and rule is checked, and only when none
-    /// refuses is anything taken (CONTRACT.md §2).
+    /// refuses is anything taken (docs/api.md).
     pub fn admit_bind(&self, facts: &BindFacts<'_>, policy: &Policy, now: Duration) -> Decision {
         let mut state = self.lock();
         state.decide(facts, policy, now)

@@ -1,4 +1,4 @@
-//! Rate limits (CONTRACT.md §2, §6): binds per AutoShares user and per phone number, and
+//! Rate limits (docs/api.md, docs/configuration.md): binds per AutoShares user and per phone number, and
 //! the life of a code attempt (taken, given back when AutoShares judged nothing, closed on
 //! success). [`Limits`] is the one interface the handlers see;
 //! the state lives in this process (`memory.rs`) or in Redis for all replicas (`redis.rs`).
@@ -103,7 +103,7 @@ pub enum Verdict {
     /// The code was right: the token is closed.
     Accepted,
     /// AutoShares judged the code wrong, or may have judged it (a 5xx, no answer in
-    /// time): the attempt stays counted (CONTRACT.md §2).
+    /// time): the attempt stays counted (docs/api.md).
     Counted,
     /// The code provably never reached AutoShares: the attempt is given back.
     NotSent,
@@ -145,7 +145,7 @@ impl AttemptGuard<'_> {
     }
 }
 
-/// A user's bind quota as it stands (CONTRACT.md §2 RateLimit fields).
+/// A user's bind quota as it stands (docs/api.md RateLimit fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserQuota {
     /// The quota's burst and period: `q` and `w`.
@@ -166,7 +166,7 @@ pub struct BlockView {
     pub remaining: Duration,
 }
 
-/// The abuse rules' state (CONTRACT.md §3 `GET /admin/v1/abuse`).
+/// The abuse rules' state (docs/api.md "The operations API" `GET /admin/v1/abuse`).
 #[derive(Debug, Clone)]
 pub struct AbuseView {
     pub rules: Vec<(&'static str, RuleMode)>,
@@ -260,7 +260,7 @@ impl Limits {
         }
     }
 
-    /// Admits one bind for `user` to `phone`: the §6 quotas and the §8 abuse rules, all
+    /// Admits one bind for `user` to `phone`: the quotas (docs/configuration.md) and the abuse rules (docs/abuse.md), all
     /// checked before any is taken, or says which refused and for how long.
     pub async fn admit_bind(
         &self,
@@ -310,8 +310,8 @@ impl Limits {
         Err(error)
     }
 
-    /// Looks up the bind `user` makes to `phone` with `Idempotency-Key` `key` (CONTRACT.md
-    /// §2 "Idempotency"): a fresh bind goes ahead holding the returned guard; the same key
+    /// Looks up the bind `user` makes to `phone` with `Idempotency-Key` `key` (docs/api.md
+    /// "Idempotency"): a fresh bind goes ahead holding the returned guard; the same key
     /// and number answered before is replayed; in flight, or with another number, refused.
     pub async fn begin_idempotent(
         self: &Arc<Self>,
@@ -473,7 +473,7 @@ impl Limits {
         LimitError::Unavailable
     }
 
-    /// Takes one code attempt for `verification` at `now` (CONTRACT.md §2): refused once
+    /// Takes one code attempt for `verification` at `now` (docs/api.md): refused once
     /// `rate_limit.verify_attempts` were counted, or once the token completed a binding.
     /// The guard must be settled with what AutoShares made of the code.
     pub async fn attempt(

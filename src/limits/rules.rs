@@ -1,4 +1,4 @@
-//! What a bind is decided on (CONTRACT.md §2 order, §6 quotas, §8 abuse rules), shared by
+//! What a bind is decided on (docs/api.md order, docs/configuration.md quotas, docs/abuse.md abuse rules), shared by
 //! both backends: the policy compiled from settings, the facts of one bind with every
 //! number already a keyed hash, the answer, and the pumping breaker's arithmetic. No I/O;
 //! time is an argument.
@@ -26,7 +26,7 @@ pub const MAX_BLOCK: Duration = Duration::from_secs(24 * 3600);
 pub struct Policy {
     pub per_user: Quota,
     pub per_phone: Quota,
-    /// Per client address (CONTRACT.md §11); `None` when `off`.
+    /// Per client address (docs/operations.md "The client's address behind the ingress"); `None` when `off`.
     pub per_client: Option<Quota>,
     pub abuse: AbuseSettings,
     /// How long a stored idempotent answer is kept.
@@ -186,12 +186,12 @@ impl<'a> BindFacts<'a> {
 /// Why a bind was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// A §6 quota (`bind_per_user`, `bind_per_phone`, `bind_per_client`).
+    /// A bind quota (`bind_per_user`, `bind_per_phone`, `bind_per_client`).
     Quota {
         limit: &'static str,
         retry_after: Duration,
     },
-    /// A §8 budget is spent.
+    /// An SMS budget (docs/abuse.md) is spent.
     Budget {
         rule: &'static str,
         retry_after: Duration,

@@ -1,4 +1,4 @@
-//! The sandbox's routes, each answering as `upstream/AUTOSHARES.md` documents: the shapes
+//! The sandbox's routes, each answering as AutoShares' API documentation describes: the shapes
 //! of `/token` (200, 202, 401, 4xx), `m_Item1`/`m_Item2` for a bind, 422 for a wrong code,
 //! 204 for an unbind. Query strings are decoded as a real server does: a bare `+` is a space.
 

@@ -1,5 +1,5 @@
 //! A stand-in AutoShares for `dev`, `sandbox` and the tests, written straight from
-//! `upstream/AUTOSHARES.md` (and sharing none of `upstream/`'s types, so a misreading
+//! AutoShares' API documentation (and sharing none of `upstream/`'s types, so a misreading
 //! there cannot hide here): `POST /token`, the four phone-number endpoints, a few known
 //! users, and `GET /sandbox/sms` showing the last code sent to a number.
 

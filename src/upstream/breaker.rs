@@ -1,4 +1,4 @@
-//! The one circuit for every call to AutoShares, logins included (CONTRACT.md §4):
+//! The one circuit for every call to AutoShares, logins included (docs/operations.md "The AutoShares client"):
 //! consecutive failures open it; after the open period one trial call decides, and a trial
 //! whose request went away before it ended is a failure, so the circuit never stays
 //! half-open.

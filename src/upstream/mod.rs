@@ -1,4 +1,4 @@
-//! The AutoShares client (CONTRACT.md §4, `upstream/AUTOSHARES.md`): typed calls for the
+//! The AutoShares client (docs/operations.md "The AutoShares client"): typed calls for the
 //! four phone-number endpoints and what their answers say. How a call travels (deadline,
 //! service token, circuit) is `transport.rs`; the token cache `session.rs`; the circuit
 //! `breaker.rs`; AutoShares' JSON shapes `wire.rs`. What an answer means for a route is

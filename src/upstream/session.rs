@@ -1,4 +1,4 @@
-//! The AutoShares service token (CONTRACT.md §4): cached and shared by all workers; when
+//! The AutoShares service token (docs/operations.md "The AutoShares client"): cached and shared by all workers; when
 //! none is valid, one login serves every request waiting for it. A failed login is shared
 //! too: no new login is tried for 1 s, doubling while logins keep failing up to 60 s, and
 //! requests in that time are refused at once (a wrong password must not lock the account).

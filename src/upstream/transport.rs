@@ -1,4 +1,4 @@
-//! How one AutoShares call travels (CONTRACT.md §4): under one deadline that covers the
+//! How one AutoShares call travels (docs/operations.md "The AutoShares client"): under one deadline that covers the
 //! login and the retry, with the service token (one re-login after a 401), holding one of
 //! `upstream.max_connections` permits, through the shared circuit, counted in the
 //! metrics; and how its answer is read, bounded.
@@ -173,7 +173,7 @@ impl AutoShares {
         Ok(answer)
     }
 
-    /// `POST /token` with the service account (CONTRACT.md §4).
+    /// `POST /token` with the service account (docs/operations.md "The AutoShares client").
     async fn login(
         &self,
         request_id: &str,
@@ -200,7 +200,7 @@ impl AutoShares {
             self.shared.metrics.login(LOGIN_SUCCEEDED);
             return Ok(SecretString::from(token));
         }
-        // Whatever did not succeed is an operator's problem (CONTRACT.md §4): 503 to callers.
+        // Whatever did not succeed is an operator's problem (docs/operations.md "The AutoShares client"): 503 to callers.
         let outcome = if answer.status.is_server_error() {
             LOGIN_FAILED
         } else {
@@ -288,7 +288,7 @@ impl AutoShares {
     }
 }
 
-/// Decides a trial call whose request goes away before the call ends (CONTRACT.md §4).
+/// Decides a trial call whose request goes away before the call ends (docs/operations.md "The AutoShares client").
 struct TrialGuard<'a> {
     breaker: &'a Breaker,
     armed: bool,
@@ -313,7 +313,7 @@ async fn read_answer(request: awc::ClientRequest) -> Result<Answer, UpstreamErro
         .body()
         .limit(MAX_ANSWER_BYTES)
         .await
-        // A body that is cut off or too large is a partial answer (CONTRACT.md §2: 502).
+        // A body that is cut off or too large is a partial answer (docs/api.md: 502).
         .map_err(|_| UpstreamError::BadAnswer)?;
     Ok(Answer { status, body })
 }

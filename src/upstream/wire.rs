@@ -1,4 +1,4 @@
-//! AutoShares' own JSON shapes, as `upstream/AUTOSHARES.md` documents them. Nothing named
+//! AutoShares' own JSON shapes, as AutoShares' API documentation describes them. Nothing named
 //! like `m_Item1` leaves this file. Unknown fields are ignored; missing or mistyped ones
 //! make the answer unusable.
 

@@ -1,4 +1,4 @@
-//! The abuse rules of CONTRACT.md §8 over real HTTP: budgets, the pumping breaker, modes,
+//! The abuse rules of docs/abuse.md over real HTTP: budgets, the pumping breaker, modes,
 //! the safe-list and the admin routes, on the memory backend and on the real Redis.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The audit trail (CONTRACT.md §9): what each phone change leaves in the database, read
+//! The audit trail (docs/operations.md "Audit trail"): what each phone change leaves in the database, read
 //! back through `GET /admin/v1/links/{subject}/events`, on SQLite and on PostgreSQL.
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! Bursts and the service's own queueing (`upstream.max_connections`, CONTRACT.md §4 and
-//! §6): a burst against a fast AutoShares all succeeds with the circuit closed, and a call
+//! Bursts and the service's own queueing (`upstream.max_connections`, docs/operations.md
+//! "The AutoShares client" and docs/configuration.md): a burst against a fast AutoShares all succeeds with the circuit closed, and a call
 //! that waited out its time before it was sent is not held against AutoShares.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The client address behind the ingress (CONTRACT.md §11) and the per-client bind quota
+//! The client address behind the ingress (docs/operations.md "The client's address behind the ingress") and the per-client bind quota
 //! it keys (`rate_limit.bind_per_client`), over real HTTP.
 
 use crate::helpers::{

@@ -1,4 +1,4 @@
-//! Browsers (CONTRACT.md §2 "Browsers (CORS)") over real HTTP.
+//! Browsers (docs/api.md "Browsers (CORS)") over real HTTP.
 
 use crate::helpers::{Answer, Options, TestApp, spawn_with};
 

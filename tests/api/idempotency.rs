@@ -1,4 +1,4 @@
-//! Idempotent binds and the RateLimit fields (CONTRACT.md §2), on the memory backend and
+//! Idempotent binds and the RateLimit fields (docs/api.md), on the memory backend and
 //! on the real Redis.
 
 use std::time::Duration;

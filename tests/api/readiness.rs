@@ -1,4 +1,4 @@
-//! `/readyz` follows the database (CONTRACT.md §3); `serve` starts without it.
+//! `/readyz` follows the database (docs/api.md "The operations API"); `serve` starts without it.
 
 use crate::helpers::{Options, TcpProxy, TestDatabase, spawn_with, wait_for_status};
 

@@ -1,4 +1,4 @@
-//! The sandbox answers the shapes `upstream/AUTOSHARES.md` documents.
+//! The sandbox answers the shapes AutoShares' API documentation documents.
 
 use std::net::TcpListener;
 

@@ -1,4 +1,4 @@
-//! Step-up on bind and unbind (CONTRACT.md §2 "Step-up", RFC 9470).
+//! Step-up on bind and unbind (docs/api.md "Step-up", RFC 9470).
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! `/admin/v1/abuse` (CONTRACT.md §3, §8): the abuse rules' state as every replica shares
+//! `/admin/v1/abuse` (docs/api.md "The operations API", docs/abuse.md): the abuse rules' state as every replica shares
 //! it, lifting a breaker block, and the safe-list.
 
 use std::time::SystemTime;

@@ -1,5 +1,5 @@
-//! `/admin/v1/links/{subject}` (CONTRACT.md §3): the subject -> AutoShares user id links,
-//! and `…/events`, the subject's audit trail (§9).
+//! `/admin/v1/links/{subject}` (docs/api.md "The operations API"): the subject -> AutoShares user id links,
+//! and `…/events`, the subject's audit trail (docs/operations.md "Audit trail").
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The operations listener (CONTRACT.md §3): `/healthz`, `/readyz`, `/metrics`, and, only
+//! The operations listener (docs/api.md "The operations API"): `/healthz`, `/readyz`, `/metrics`, and, only
 //! when `admin.token` is set, the links API (`links.rs`) and the abuse state (`abuse.rs`).
 
 mod abuse;

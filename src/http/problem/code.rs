@@ -1,4 +1,4 @@
-//! The contract's error table (CONTRACT.md §2 "Errors"): one row per `code`, with its
+//! The error table (docs/api.md "Problems"): one row per `code`, with its
 //! status, title and detail, and the problem document those rows fill in.
 
 use actix_web::http::StatusCode as S;
@@ -219,7 +219,7 @@ impl ProblemCode {
     }
 }
 
-/// The problem document of CONTRACT.md §2 (RFC 9457).
+/// The problem document of docs/api.md (RFC 9457).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
@@ -231,7 +231,7 @@ pub struct Problem {
     /// A sentence for a person; never upstream text.
     pub detail: &'static str,
     pub code: ProblemCode,
-    /// The rule that refused (CONTRACT.md §8), on `sms_budget_exhausted` and
+    /// The rule that refused (docs/abuse.md), on `sms_budget_exhausted` and
     /// `destination_blocked`; never a threshold, a count or another user.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,

@@ -1,4 +1,4 @@
-//! `ApiError` and the RFC 9457 problem answer (CONTRACT.md §2 "Errors"): the only place that
+//! `ApiError` and the RFC 9457 problem answer (docs/api.md "Problems"): the only place that
 //! picks status codes. Every module error maps to a [`ProblemCode`] through one `match` with
 //! no catch-all, so a new variant does not compile until it has a `code`; each code's status,
 //! title and detail are its row in `code.rs`; `routes.rs` lists each route's codes for the
@@ -75,7 +75,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The contract's `code` for this error (CONTRACT.md §2 "Errors").
+    /// The documented `code` for this error (docs/api.md "Problems").
     pub fn code(&self) -> ProblemCode {
         use ProblemCode as C;
         match self {
