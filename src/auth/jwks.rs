@@ -1,6 +1,7 @@
 //! Keys from a JWKS URL or file (docs/configuration.md `auth.jwks_url`): refreshed on a timer
-//! and when a token names an unknown `kid` (at most once per 10 s for all kids); the last
-//! good set is kept when a refresh fails.
+//! and when a token names an unknown `kid` (at most once per 10 s for all kids). The last
+//! good set is kept when a refresh fails or yields no usable key, and every key a refresh
+//! skips is logged with its `kid` and why.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -15,18 +16,21 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum JwksSource {
-    Url(String),
+    /// Fetched over HTTP(S) with these TLS settings (the usual roots and `auth.ca_file`).
+    Url(String, Arc<rustls::ClientConfig>),
     File(PathBuf),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
-    #[error("jwks could not be fetched")]
-    Fetch,
+    #[error("jwks could not be fetched: {0}")]
+    Fetch(String),
     #[error("jwks could not be read as a key set")]
     Parse,
+    #[error("jwks holds no usable key")]
+    NoUsableKey,
 }
 
 pub struct Jwks {
@@ -44,9 +48,13 @@ impl Jwks {
         }
     }
 
-    /// Whether a key set has been loaded at least once.
+    /// Whether the key set in use holds at least one usable key.
     pub fn is_loaded(&self) -> bool {
-        self.current.read().expect("jwks lock poisoned").is_some()
+        self.current
+            .read()
+            .expect("jwks lock poisoned")
+            .as_ref()
+            .is_some_and(|set| !set.is_empty())
     }
 
     /// The key for `kid`, refetching the set (throttled) when it is not known.
@@ -73,10 +81,19 @@ impl Jwks {
     /// Fetches the set again; on failure the previous set stays in use.
     pub async fn refresh(&self) -> Result<(), JwksError> {
         let bytes = match &self.source {
-            JwksSource::File(path) => tokio::fs::read(path).await.map_err(|_| JwksError::Fetch)?,
-            JwksSource::Url(url) => fetch(url).await?,
+            JwksSource::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| JwksError::Fetch(e.to_string()))?,
+            JwksSource::Url(url, tls) => fetch(url, tls).await?,
         };
         let set = KeySet::parse(&bytes).map_err(|_| JwksError::Parse)?;
+        for skipped in set.skipped() {
+            let kid = skipped.kid.as_deref().unwrap_or("(none)");
+            tracing::warn!(kid, reason = skipped.reason, "jwks key skipped");
+        }
+        if set.is_empty() {
+            return Err(JwksError::NoUsableKey);
+        }
         tracing::info!(keys = set.len(), "jwks loaded");
         *self.current.write().expect("jwks lock poisoned") = Some(Arc::new(set));
         Ok(())
@@ -88,23 +105,20 @@ impl Jwks {
     }
 }
 
-async fn fetch(url: &str) -> Result<Vec<u8>, JwksError> {
-    // The identity provider is trusted through the system's roots alone.
-    static TLS: std::sync::OnceLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
-        std::sync::OnceLock::new();
-    let tls = TLS
-        .get_or_init(|| crate::net::tls_config(None).ok())
-        .as_ref()
-        .ok_or(JwksError::Fetch)?;
+async fn fetch(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>, JwksError> {
     let client = crate::net::http_client(FETCH_TIMEOUT, tls, 1);
-    let mut response = client.get(url).send().await.map_err(|_| JwksError::Fetch)?;
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| JwksError::Fetch(e.to_string()))?;
     if !response.status().is_success() {
-        return Err(JwksError::Fetch);
+        return Err(JwksError::Fetch(format!("status {}", response.status())));
     }
     let body = response
         .body()
         .limit(MAX_JWKS_BYTES)
         .await
-        .map_err(|_| JwksError::Fetch)?;
+        .map_err(|e| JwksError::Fetch(e.to_string()))?;
     Ok(body.to_vec())
 }

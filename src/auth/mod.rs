@@ -2,6 +2,7 @@
 //! an HS256 secret, a PEM public key, or a JWKS. `exp`, `iss`, `aud` and a non-empty `sub`
 //! are required, `nbf` is honoured, and `auth.leeway_s` applies to both.
 
+mod header;
 mod jwks;
 mod keys;
 mod mint;
@@ -10,13 +11,14 @@ mod step_up;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{TokenData, Validation, decode, decode_header};
+use jsonwebtoken::{TokenData, Validation, decode};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
 
 use crate::config::{AuthSettings, KeySource};
 use crate::ids::Subject;
 
+use header::TokenHeader;
 pub use jwks::{Jwks, JwksError, JwksSource};
 pub use keys::{KeySet, VerifyingKey};
 pub use mint::mint_hs256;
@@ -43,6 +45,10 @@ pub enum AuthError {
     NotYetValid,
     #[error("bearer token claims are not accepted")]
     BadClaims,
+    #[error("bearer token asks for an extension (crit)")]
+    CriticalExtension,
+    #[error("bearer token is not of an accepted type")]
+    WrongType,
 }
 
 impl AuthError {
@@ -70,14 +76,18 @@ pub struct Authenticator {
     keys: Keys,
     /// The checks, one for each algorithm a key may verify, made once.
     validations: Vec<Validation>,
+    /// `auth.token_types`: the accepted `typ` values, when set.
+    token_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthSetupError {
     #[error("auth.public_key_file cannot be read")]
     KeyFileUnreadable,
-    #[error("auth.public_key_file is not an RSA, P-256 or Ed25519 public key in PEM")]
+    #[error("auth.public_key_file is not an RSA, P-256, P-384 or Ed25519 public key in PEM")]
     KeyFileInvalid,
+    #[error("auth.ca_file cannot be read as PEM certificates")]
+    CaFile,
 }
 
 impl Authenticator {
@@ -106,7 +116,9 @@ impl Authenticator {
                 (Keys::Static(key), None)
             }
             KeySource::JwksUrl(url) => {
-                let jwks = Arc::new(Jwks::new(JwksSource::Url(url.clone())));
+                let tls = crate::net::tls_config(settings.ca_file.as_deref())
+                    .map_err(|_| AuthSetupError::CaFile)?;
+                let jwks = Arc::new(Jwks::new(JwksSource::Url(url.clone(), tls)));
                 (Keys::Jwks(Arc::clone(&jwks)), Some(jwks))
             }
             KeySource::JwksFile(path) => {
@@ -114,7 +126,15 @@ impl Authenticator {
                 (Keys::Jwks(Arc::clone(&jwks)), Some(jwks))
             }
         };
-        Ok((Self { keys, validations }, jwks))
+        let token_types = settings.token_types.clone();
+        Ok((
+            Self {
+                keys,
+                validations,
+                token_types,
+            },
+            jwks,
+        ))
     }
 
     /// Checks the value of an `Authorization` header.
@@ -123,16 +143,20 @@ impl Authenticator {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
+        let header = TokenHeader::read(token)?;
+        if let Some(accepted) = &self.token_types
+            && !header.has_type_of(accepted)
+        {
+            return Err(AuthError::WrongType);
+        }
         let data = match &self.keys {
-            // The library reads the header itself; only a key set needs its `kid` first.
-            Keys::Static(key) => self.decode(token, key)?,
+            Keys::Static(key) => self.decode(token, &header, key)?,
             Keys::Jwks(jwks) => {
-                let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
                 let key = jwks
                     .key_for(header.kid.as_deref())
                     .await
                     .ok_or(AuthError::UnknownKey)?;
-                self.decode(token, &key)?
+                self.decode(token, &header, &key)?
             }
         };
         let subject = match data.claims.get("sub") {
@@ -145,16 +169,21 @@ impl Authenticator {
         })
     }
 
-    /// The token's claims, if `key` verifies it with its one algorithm and they pass.
+    /// The token's claims, if the algorithm its header names is one `key` verifies, the
+    /// signature holds and the claims pass.
     fn decode(
         &self,
         token: &str,
+        header: &TokenHeader,
         key: &VerifyingKey,
     ) -> Result<TokenData<Map<String, Value>>, AuthError> {
+        if !key.algorithms.contains(&header.algorithm) {
+            return Err(AuthError::BadSignature);
+        }
         let validation = self
             .validations
             .iter()
-            .find(|validation| validation.algorithms == [key.algorithm])
+            .find(|validation| validation.algorithms == [header.algorithm])
             .ok_or(AuthError::BadSignature)?;
         decode(token, &key.key, validation).map_err(classify)
     }
@@ -210,6 +239,8 @@ mod tests {
             leeway: Duration::from_secs(30),
             bind_max_age: None,
             bind_acr_values: None,
+            token_types: None,
+            ca_file: None,
         }
     }
 
@@ -241,43 +272,175 @@ mod tests {
         settings(KeySource::PublicKeyFile(path))
     }
 
-    #[test]
-    fn every_key_type_verifies_its_own_algorithm_and_no_other() {
-        let dir = tempfile::tempdir().unwrap();
+    fn pem(label: &str, der: &[u8]) -> String {
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+    }
+
+    /// A signing key of each type, the settings of its public key as a PEM file in `dir`,
+    /// and the algorithms it signs with.
+    fn keys(dir: &tempfile::TempDir) -> Vec<(AuthSettings, Vec<(Algorithm, EncodingKey)>)> {
+        use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
+        use aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING;
         let secret = "a shared secret of the first party";
         let hs256 = settings(KeySource::Hs256(SecretString::from(secret)));
         let hs256_key = EncodingKey::from_secret(secret.as_bytes());
 
         let ed = Ed25519KeyPair::generate().unwrap();
         let ed_public = AsDer::<PublicKeyX509Der>::as_der(ed.public_key()).unwrap();
-        let eddsa = with_public_key(ed_public.as_ref(), &dir, "ed25519.pem");
         let ed_private = AsDer::<Pkcs8V1Der>::as_der(&ed).unwrap();
-        let eddsa_key = EncodingKey::from_ed_der(ed_private.as_ref());
 
-        let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-        let ec_public = AsDer::<PublicKeyX509Der>::as_der(ec.public_key()).unwrap();
-        let es256 = with_public_key(ec_public.as_ref(), &dir, "p256.pem");
-        let es256_key = EncodingKey::from_ec_der(ec.to_pkcs8v1().unwrap().as_ref());
+        let ec = |curve| {
+            let pair = EcdsaKeyPair::generate(curve).unwrap();
+            let public = AsDer::<PublicKeyX509Der>::as_der(pair.public_key()).unwrap();
+            let private = pair.to_pkcs8v1().unwrap();
+            (public.as_ref().to_vec(), private.as_ref().to_vec())
+        };
+        let (p256_public, p256_private) = ec(&ECDSA_P256_SHA256_FIXED_SIGNING);
+        let (p384_public, p384_private) = ec(&ECDSA_P384_SHA384_FIXED_SIGNING);
 
-        let keys = [
-            (&hs256, Algorithm::HS256, &hs256_key),
-            (&eddsa, Algorithm::EdDSA, &eddsa_key),
-            (&es256, Algorithm::ES256, &es256_key),
-        ];
-        for (settings, algorithm, _) in keys {
-            for (_, signed_with, key) in keys {
-                let answer = check(settings, &token(signed_with, key));
-                if signed_with == algorithm {
-                    assert_eq!(answer, Ok("sub-1".into()), "{algorithm:?}");
-                } else {
-                    assert_eq!(
-                        answer,
-                        Err(AuthError::BadSignature),
-                        "{signed_with:?} against {algorithm:?}"
-                    );
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let rsa_public = AsDer::<PublicKeyX509Der>::as_der(rsa.public_key()).unwrap();
+        let rsa_private = AsDer::<Pkcs8V1Der>::as_der(&rsa).unwrap();
+        let rsa_pem = pem("PRIVATE KEY", rsa_private.as_ref());
+        let rsa_key = || EncodingKey::from_rsa_pem(rsa_pem.as_bytes()).unwrap();
+
+        vec![
+            (hs256, vec![(Algorithm::HS256, hs256_key)]),
+            (
+                with_public_key(ed_public.as_ref(), dir, "ed25519.pem"),
+                vec![(
+                    Algorithm::EdDSA,
+                    EncodingKey::from_ed_der(ed_private.as_ref()),
+                )],
+            ),
+            (
+                with_public_key(&p256_public, dir, "p256.pem"),
+                vec![(Algorithm::ES256, EncodingKey::from_ec_der(&p256_private))],
+            ),
+            (
+                with_public_key(&p384_public, dir, "p384.pem"),
+                vec![(Algorithm::ES384, EncodingKey::from_ec_der(&p384_private))],
+            ),
+            (
+                with_public_key(rsa_public.as_ref(), dir, "rsa.pem"),
+                [
+                    Algorithm::RS256,
+                    Algorithm::RS384,
+                    Algorithm::RS512,
+                    Algorithm::PS256,
+                    Algorithm::PS384,
+                    Algorithm::PS512,
+                ]
+                .into_iter()
+                .map(|algorithm| (algorithm, rsa_key()))
+                .collect(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_key_type_verifies_its_own_algorithms_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = keys(&dir);
+        for (verifier, own) in &keys {
+            for (signer, signed) in &keys {
+                for (algorithm, key) in signed {
+                    let answer = check(verifier, &token(*algorithm, key));
+                    if std::ptr::eq(verifier, signer) {
+                        assert_eq!(answer, Ok("sub-1".into()), "{algorithm:?}");
+                    } else {
+                        assert_eq!(
+                            answer,
+                            Err(AuthError::BadSignature),
+                            "{algorithm:?} against a key of {:?}",
+                            own[0].0
+                        );
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_crit_header_or_a_type_not_accepted_is_refused() {
+        let secret = "a shared secret of the first party";
+        let key = EncodingKey::from_secret(secret.as_bytes());
+        let mut typed = settings(KeySource::Hs256(SecretString::from(secret)));
+        typed.token_types = Some(vec!["at+jwt".to_owned()]);
+        let claims = |header: Header| {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+            let claims = serde_json::json!({
+                "sub": "sub-1", "iss": "issuer", "aud": "audience", "exp": now.as_secs() + 600,
+            });
+            encode(&header, &claims, &key).unwrap()
+        };
+        let mut access = Header::new(Algorithm::HS256);
+        access.typ = Some("at+jwt".to_owned());
+        assert_eq!(check(&typed, &claims(access)), Ok("sub-1".into()));
+        let id_token = Header::new(Algorithm::HS256); // typ JWT
+        assert_eq!(check(&typed, &claims(id_token)), Err(AuthError::WrongType));
+
+        // jsonwebtoken writes no `crit`: put one in the header by hand.
+        let plain = claims(Header::new(Algorithm::HS256));
+        let (_, rest) = plain.split_once('.').unwrap();
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"alg":"HS256","typ":"JWT","crit":["x-extension"],"x-extension":1}"#);
+        let with_crit = format!("{header}.{rest}");
+        let any = settings(KeySource::Hs256(SecretString::from(secret)));
+        assert_eq!(check(&any, &with_crit), Err(AuthError::CriticalExtension));
+    }
+
+    #[test]
+    fn jwk_metadata_decides_what_a_key_verifies() {
+        let point = |curve| {
+            let pair = EcdsaKeyPair::generate(curve).unwrap();
+            let public = pair.public_key().as_ref().to_vec(); // 0x04 || x || y
+            let half = (public.len() - 1) / 2;
+            let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            (b64(&public[1..=half]), b64(&public[1 + half..]))
+        };
+        let (x, y) = point(&ECDSA_P256_SHA256_FIXED_SIGNING);
+        let (x3, y3) = point(&aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING);
+        let ec = |kid: &str, extra: serde_json::Value| {
+            let mut jwk =
+                serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid});
+            jwk.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            jwk
+        };
+        let set = serde_json::json!({"keys": [
+            ec("plain", serde_json::json!({})),
+            ec("signing", serde_json::json!({"use": "sig", "alg": "ES256", "key_ops": ["verify"]})),
+            ec("encrypting", serde_json::json!({"use": "enc"})),
+            ec("sign-only", serde_json::json!({"key_ops": ["sign"]})),
+            ec("wrong-alg", serde_json::json!({"alg": "ES384"})),
+            {"kty": "EC", "crv": "P-384", "x": x3, "y": y3, "kid": "p384"},
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "symmetric"},
+            {"kty": "OKP", "crv": "X25519", "x": x, "kid": "x25519"},
+        ]});
+        let set = KeySet::parse(set.to_string().as_bytes()).unwrap();
+        let algorithms = |kid| set.find(Some(kid)).map(|k| k.algorithms.clone());
+        assert_eq!(algorithms("plain"), Some(vec![Algorithm::ES256]));
+        assert_eq!(algorithms("signing"), Some(vec![Algorithm::ES256]));
+        assert_eq!(algorithms("p384"), Some(vec![Algorithm::ES384]));
+        let skipped: Vec<&str> = set
+            .skipped()
+            .iter()
+            .map(|s| s.kid.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "encrypting",
+                "sign-only",
+                "wrong-alg",
+                "symmetric",
+                "x25519"
+            ]
+        );
+        assert!(set.skipped().iter().all(|s| !s.reason.is_empty()));
     }
 
     #[test]

@@ -57,7 +57,12 @@ impl StepUp {
             claims
                 .get("auth_time")
                 .and_then(Value::as_f64)
-                .is_some_and(|at| now - at <= (max_age + self.leeway).as_secs_f64())
+                // A login in the future (a skewed clock, an IdP that sends milliseconds)
+                // is no recent login.
+                .is_some_and(|at| {
+                    let leeway = self.leeway.as_secs_f64();
+                    at <= now + leeway && now - at <= max_age.as_secs_f64() + leeway
+                })
         });
         let strong = self.acr_values.as_ref().is_none_or(|values| {
             claims
@@ -90,6 +95,8 @@ mod tests {
             leeway: Duration::from_secs(30),
             bind_max_age: max_age.map(Duration::from_secs),
             bind_acr_values: acr.map(|v| v.iter().map(|s| (*s).to_owned()).collect()),
+            token_types: None,
+            ca_file: None,
         })
     }
 
@@ -113,6 +120,21 @@ mod tests {
                 "within the leeway",
             ),
             (json!({"auth_time": 9_600, "acr": "mfa"}), false, "too old"),
+            (
+                json!({"auth_time": 13_600, "acr": "mfa"}),
+                false,
+                "an hour in the future",
+            ),
+            (
+                json!({"auth_time": 10_020, "acr": "mfa"}),
+                true,
+                "ahead within the leeway",
+            ),
+            (
+                json!({"auth_time": 9_900_000, "acr": "mfa"}),
+                false,
+                "in milliseconds",
+            ),
             (json!({"acr": "mfa"}), false, "no auth_time"),
             (
                 json!({"auth_time": "9900", "acr": "mfa"}),

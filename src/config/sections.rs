@@ -107,6 +107,10 @@ pub struct AuthSettings {
     pub bind_max_age: Option<Duration>,
     /// Step-up: a bind or unbind needs one of these `acr` values.
     pub bind_acr_values: Option<Vec<String>>,
+    /// The JWT `typ` values accepted (`at+jwt` for RFC 9068 access tokens); any when `None`.
+    pub token_types: Option<Vec<String>>,
+    /// Extra CA certificates (PEM) trusted for `auth.jwks_url` beside the usual roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl AuthSettings {
@@ -144,6 +148,8 @@ impl AuthSettings {
         let leeway = l.seconds("auth.leeway_s", 30)?;
         let bind_max_age = l.optional_seconds("auth.bind_max_age_s")?;
         let bind_acr_values = l.list("auth.bind_acr_values")?;
+        let token_types = l.list("auth.token_types")?;
+        let ca_file = l.path("auth.ca_file")?;
         if sources.len() != 1 {
             return Err(ConfigError(
                 "auth.hs256_secret: set exactly one of auth.hs256_secret, auth.public_key_file, \
@@ -159,6 +165,8 @@ impl AuthSettings {
             leeway,
             bind_max_age,
             bind_acr_values,
+            token_types,
+            ca_file,
         })
     }
 }
