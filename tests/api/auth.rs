@@ -375,3 +375,57 @@ async fn a_jwks_url_down_at_start_is_picked_up_within_seconds_of_coming_up() {
         "the key set loaded without a restart"
     );
 }
+
+#[actix_web::test]
+async fn a_refresh_with_only_unusable_keys_keeps_the_last_good_set() {
+    let good = EcKey::generate("good");
+    let mut encrypting = EcKey::generate("encrypting").jwk;
+    encrypting["use"] = json!("enc");
+    let document = Arc::new(Mutex::new(json!({"keys": [good.jwk.clone()]})));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let url = jwks_server(document.clone(), fetches.clone());
+    let app = spawn_with(
+        Options::default()
+            .with("auth.hs256_secret", "")
+            .with("auth.jwks_url", url)
+            .with("auth.jwks_refresh_s", "1"),
+    )
+    .await;
+    app.linked_caller("sub-1", 1001).await;
+    wait_for_status(&app, "/readyz", 200).await;
+
+    // The provider now lists only a key for encryption, and a symmetric one.
+    *document.lock().unwrap() =
+        json!({"keys": [encrypting, {"kty": "oct", "k": "c2VjcmV0", "kid": "symmetric"}]});
+    let seen = fetches.load(Ordering::SeqCst);
+    for _ in 0..50 {
+        if fetches.load(Ordering::SeqCst) >= seen + 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(fetches.load(Ordering::SeqCst) >= seen + 2, "two refreshes");
+    assert!(
+        accepted(&app, &good.sign(&valid_claims("sub-1"))).await,
+        "the last good set is still in use"
+    );
+    assert_eq!(app.admin_get("/readyz", None).await.status, 200);
+}
+
+#[actix_web::test]
+async fn a_key_set_with_no_usable_key_is_not_ready() {
+    let mut encrypting = EcKey::generate("encrypting").jwk;
+    encrypting["use"] = json!("enc");
+    let document = Arc::new(Mutex::new(json!({"keys": [encrypting.clone()]})));
+    let url = jwks_server(document, Arc::new(AtomicUsize::new(0)));
+    let app = spawn_with(
+        Options::default()
+            .with("auth.hs256_secret", "")
+            .with("auth.jwks_url", url),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let ready = app.admin_get("/readyz", None).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.json()["jwks"], "down");
+}
