@@ -15,11 +15,12 @@ async fn app() -> TestApp {
     .await
 }
 
-fn token(app: &TestApp, subject: &str, auth_age: Option<u64>, acr: Option<&str>) -> String {
+/// A JWT whose login is `auth_age` seconds old (negative: in the future).
+fn token(app: &TestApp, subject: &str, auth_age: Option<i64>, acr: Option<&str>) -> String {
     let mut claims = json!({"sub": subject, "iss": ISSUER, "aud": AUDIENCE,
         "iat": now(), "exp": now() + 600});
     if let Some(age) = auth_age {
-        claims["auth_time"] = json!(now() - age);
+        claims["auth_time"] = json!(now() as i64 - age);
     }
     if let Some(acr) = acr {
         claims["acr"] = json!(acr);
@@ -38,6 +39,7 @@ async fn an_old_missing_or_weak_login_is_401_step_up_required_on_bind_and_unbind
         (None, Some("mfa"), "no auth_time"),
         (Some(10), Some("pwd"), "an acr not allowed"),
         (Some(10), None, "no acr"),
+        (Some(-3600), Some("mfa"), "a login an hour in the future"),
     ];
     for (age, acr, what) in cases {
         let jwt = token(&app, "sub-1", age, acr);
