@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { createServer } from "node:https";
 import { request as httpsRequest } from "node:https";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
@@ -65,6 +65,11 @@ function makeProvider(keys) {
     clients: [{
       client_id: "app", client_secret: "app-secret-of-the-test-0123456789",
       grant_types: ["client_credentials"], redirect_uris: [], response_types: [],
+    }, {
+      // A client whose id is the service's audience: its ID tokens carry that `aud`.
+      client_id: AUDIENCE, client_secret: "web-secret-of-the-test-0123456789",
+      grant_types: ["authorization_code"], response_types: ["code"],
+      redirect_uris: ["https://app.example/callback"],
     }],
     jwks: { keys },
     features: {
@@ -86,6 +91,73 @@ function makeProvider(keys) {
   });
   instance.proxy = false;
   return instance;
+}
+
+/** One HTTPS request to the provider: its status, headers and body. */
+function providerCall(method, path, { headers = {}, body } = {}) {
+  const url = new URL(path, issuer);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method, ca: readFileSync(tls.ca), headers }, (res) => {
+      let text = "";
+      res.on("data", (chunk) => { text += chunk; });
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** An ID token of the provider for the client `AUDIENCE`, through the authorization code
+ * flow with the provider's development login and consent pages, as a browser would. */
+async function idToken() {
+  const cookies = new Map();
+  const keep = (response) => {
+    for (const line of response.headers["set-cookie"] ?? []) {
+      const [pair] = line.split(";");
+      const [name, value] = pair.split("=");
+      cookies.set(name, value);
+    }
+  };
+  const cookie = () => [...cookies].map(([k, v]) => `${k}=${v}`).join("; ");
+  const form = "application/x-www-form-urlencoded";
+  const verifier = randomBytes(32).toString("base64url");
+  const challenge = createHash("sha256").update(verifier).digest("base64url");
+  const redirect = "https://app.example/callback";
+  let location = `/auth?${new URLSearchParams({
+    client_id: AUDIENCE, response_type: "code", scope: "openid", redirect_uri: redirect,
+    code_challenge: challenge, code_challenge_method: "S256", state: "state-1", nonce: "nonce-1",
+  })}`;
+  for (let step = 0; step < 10 && !location.startsWith(redirect); step++) {
+    let response = await providerCall("GET", location, { headers: { cookie: cookie() } });
+    keep(response);
+    const next = response.headers.location;
+    if (next?.includes("/interaction/")) {
+      // The login page, then the consent page: submit each as its form would.
+      const page = await providerCall("GET", next, { headers: { cookie: cookie() } });
+      keep(page);
+      const prompt = /name="prompt" value="(\w+)"/.exec(page.text)?.[1] ?? "login";
+      response = await providerCall("POST", next, {
+        headers: { cookie: cookie(), "content-type": form },
+        body: new URLSearchParams({ prompt, login: "user-1", password: "any" }).toString(),
+      });
+      keep(response);
+    }
+    location = response.headers.location;
+    assert.ok(location, `the flow stopped at step ${step}: ${response.status} ${response.text}`);
+  }
+  const code = new URL(location).searchParams.get("code");
+  const answer = await providerCall("POST", "/token", {
+    headers: {
+      "content-type": form,
+      authorization: `Basic ${Buffer.from(`${AUDIENCE}:web-secret-of-the-test-0123456789`).toString("base64")}`,
+    },
+    body: new URLSearchParams({
+      grant_type: "authorization_code", code, redirect_uri: redirect, code_verifier: verifier,
+    }).toString(),
+  });
+  const idToken = JSON.parse(answer.text).id_token;
+  assert.ok(idToken, answer.text);
+  return idToken;
 }
 
 /** An access token of the provider signed with `alg`. */
@@ -274,15 +346,15 @@ test("without auth.ca_file the provider's JWKS cannot be trusted: unready, with 
   assert.equal(await read(service, await accessToken("PS256")), 401);
 });
 
-test("with auth.token_types at+jwt, a token of the provider's keys without that type is refused", async () => {
-  const service = await startService();
-  await waitReady(service);
-  const token = await accessToken("ES256");
-  const header = { ...decodeProtectedHeader(token), typ: "JWT" };
-  const own = keys.find((k) => k.kid === header.kid);
-  const signed = await new SignJWT(decodeJwt(token))
-    .setProtectedHeader(header)
-    .sign(await importJWK(own, "ES256"));
-  assert.equal(await read(service, signed), 401, "typ JWT, same key, issuer and audience");
-  assert.equal(await read(service, token), 200);
+test("with auth.token_types at+jwt, an ID token of the same provider and audience is refused", async () => {
+  const token = await idToken();
+  const claims = decodeJwt(token);
+  assert.equal(claims.aud, AUDIENCE, "the service's audience");
+  assert.notEqual(decodeProtectedHeader(token).typ, "at+jwt");
+  const typed = await startService();
+  await waitReady(typed);
+  assert.equal(await read(typed, token), 401, "an ID token is no access token");
+  const untyped = await startService({ BFF__AUTH__TOKEN_TYPES: undefined });
+  await waitReady(untyped);
+  assert.notEqual(await read(untyped, token), 401, "without auth.token_types it would pass");
 });
