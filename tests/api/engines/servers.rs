@@ -35,44 +35,65 @@ pub struct RedisProcess {
 impl RedisProcess {
     /// `redis-server` on a free port with `extra` arguments; waits until it answers.
     pub fn start(extra: &[String]) -> Self {
-        let port = free_port();
-        let mut args = vec!["--port".to_owned(), port.to_string()];
-        args.extend(extra.iter().cloned());
-        Self::run(port, args, &[])
+        // A cluster node also listens on its port + 10000 (the cluster bus).
+        let bus = extra.iter().any(|a| a == "--cluster-enabled");
+        Self::launch(bus, &[], |port| {
+            let mut args = vec!["--port".to_owned(), port.to_string()];
+            args.extend(extra.iter().cloned());
+            args
+        })
     }
 
     /// `redis-server` serving only TLS on a free port, with `certificates`; `clients`
     /// asks clients for a certificate.
     pub fn start_tls(certificates: &Certificates, clients: bool, extra: &[String]) -> Self {
-        let port = free_port();
-        let mut args = vec!["--port".to_owned(), "0".to_owned()];
-        args.extend(certificates.server_args(port, clients));
-        args.extend(extra.iter().cloned());
-        Self::run(port, args, &certificates.cli_args())
+        Self::launch(false, &certificates.cli_args(), |port| {
+            let mut args = vec!["--port".to_owned(), "0".to_owned()];
+            args.extend(certificates.server_args(port, clients));
+            args.extend(extra.iter().cloned());
+            args
+        })
     }
 
-    fn run(port: u16, mut args: Vec<String>, cli_tls: &[String]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        args.extend([
-            "--bind".to_owned(),
-            "127.0.0.1".to_owned(),
-            "--save".to_owned(),
-            String::new(),
-            "--appendonly".to_owned(),
-            "no".to_owned(),
-            "--dir".to_owned(),
-            dir.path().display().to_string(),
-            "--logfile".to_owned(),
-            dir.path().join("log").display().to_string(),
-        ]);
-        let child = spawn("redis-server", &args);
-        let process = Self {
-            port,
-            child: Some(child),
-            _dir: dir,
-        };
-        process.wait_for_ping(cli_tls);
-        process
+    /// Starts `redis-server` with `args_for(port)` on a free port, and on another if the
+    /// port was taken meanwhile (another test's listener).
+    fn launch(bus: bool, cli_tls: &[String], args_for: impl Fn(u16) -> Vec<String>) -> Self {
+        let mut log = String::new();
+        for _ in 0..5 {
+            let port = loop {
+                let port = free_port();
+                let bus_free = port < 55_535
+                    && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+                if !bus || bus_free {
+                    break port;
+                }
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let mut args = args_for(port);
+            args.extend([
+                "--bind".to_owned(),
+                "127.0.0.1".to_owned(),
+                "--save".to_owned(),
+                String::new(),
+                "--appendonly".to_owned(),
+                "no".to_owned(),
+                "--dir".to_owned(),
+                dir.path().display().to_string(),
+                "--logfile".to_owned(),
+                dir.path().join("log").display().to_string(),
+            ]);
+            let mut process = Self {
+                port,
+                child: Some(spawn("redis-server", &args)),
+                _dir: dir,
+            };
+            if process.answers(cli_tls) {
+                return process;
+            }
+            log = std::fs::read_to_string(process._dir.path().join("log")).unwrap_or_default();
+            process.kill();
+        }
+        panic!("redis-server never answered:\n{log}");
     }
 
     /// `redis-sentinel` on a free port watching the primary at `primary_port` as
@@ -94,12 +115,15 @@ impl RedisProcess {
         )
         .unwrap();
         let child = spawn("redis-sentinel", &[conf.display().to_string()]);
-        let process = Self {
+        let mut process = Self {
             port,
             child: Some(child),
             _dir: dir,
         };
-        process.wait_for_ping(&[]);
+        assert!(
+            process.answers(&[]),
+            "redis-sentinel on {port} never answered"
+        );
         process
     }
 
@@ -112,17 +136,24 @@ impl RedisProcess {
         cli(self.port, &[], args)
     }
 
-    fn wait_for_ping(&self, tls: &[String]) {
+    /// Whether the server answers within 10 s; `false` at once if it exited.
+    fn answers(&mut self, tls: &[String]) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             let answer = cli(self.port, tls, &["PING"]);
             if answer.contains("PONG") || answer.contains("NOAUTH") {
-                return;
+                return true;
+            }
+            if self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+            {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let log = std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default();
-        panic!("redis on {} never answered:\n{log}", self.port);
+        false
     }
 
     /// SIGKILL, as a lost node.
