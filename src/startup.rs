@@ -16,7 +16,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::audit::Audit;
 use crate::auth::{Authenticator, Jwks, StepUp};
-use crate::client_address::TrustedProxies;
+use crate::client_address::{ForwardingHeader, TrustedProxies};
 use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, Readiness, admin_routes};
 use crate::http::cors::{self, Cors};
@@ -172,8 +172,12 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         &settings.cors.allowed_origins,
         settings.cors.max_age_s,
     ));
-    let trusted_proxies =
-        web::Data::new(TrustedProxies::new(settings.server.trusted_proxies.clone()));
+    let trusted_proxies = web::Data::new(TrustedProxies::new(
+        settings.server.trusted_proxies.clone(),
+        ForwardingHeader::named(settings.server.client_address_header)
+            .expect("the configuration allows only the two header names"),
+        settings.server.client_ipv6_prefix,
+    ));
     // One worker per CPU this process may use: its affinity mask and, in a container, its
     // cgroup CPU quota (a pod limited to 2 CPUs runs 2 workers on a 64-core node).
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);

@@ -20,8 +20,13 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// The longest a caller may take to send a whole request, head and body.
     pub request_timeout: Duration,
-    /// The proxies in front whose forwarding headers are believed (docs/operations.md "The client's address behind the ingress").
+    /// The proxies in front whose forwarding header is believed (docs/operations.md "The
+    /// client's address behind the ingress").
     pub trusted_proxies: Vec<IpNet>,
+    /// The one header those proxies write: `x-forwarded-for` or `forwarded`.
+    pub client_address_header: &'static str,
+    /// The IPv6 prefix length that counts as one client (48–64).
+    pub client_ipv6_prefix: u8,
 }
 
 impl ServerSettings {
@@ -32,6 +37,18 @@ impl ServerSettings {
             shutdown_grace: l.seconds("server.shutdown_grace_s", 10)?,
             request_timeout: l.positive_millis("server.request_timeout_ms", 10_000)?,
             trusted_proxies: networks(l, "server.trusted_proxies")?,
+            client_address_header: l.choice(
+                "server.client_address_header",
+                &["x-forwarded-for", "forwarded"],
+            )?,
+            client_ipv6_prefix: {
+                const KEY: &str = "server.client_ipv6_prefix";
+                let prefix = l.number(KEY, 64u8)?;
+                if !(48..=64).contains(&prefix) {
+                    return Err(ConfigError::key(KEY, "must be from 48 to 64"));
+                }
+                prefix
+            },
         })
     }
 }

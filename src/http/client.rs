@@ -7,18 +7,17 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{HeaderMap, HeaderName};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::client_address::{ClientAddress, TrustedProxies};
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-
-fn lines<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+/// Every line of header `name`, in order; `None` for one that is not ASCII.
+fn lines<'a>(headers: &'a HeaderMap, name: &'static str) -> impl Iterator<Item = Option<&'a str>> {
     headers
-        .get_all(name)
-        .filter_map(|value| value.to_str().ok())
+        .get_all(HeaderName::from_static(name))
+        .map(|value| value.to_str().ok())
 }
 
 /// The client address of `request`: its TCP peer, unless that is a trusted proxy.
@@ -28,12 +27,8 @@ fn find(request: &HttpRequest) -> ClientAddress {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.ip());
     let headers = request.headers();
     match request.app_data::<web::Data<TrustedProxies>>() {
-        Some(trusted) => trusted.client_of(
-            peer,
-            lines(headers, &header::FORWARDED),
-            lines(headers, &X_FORWARDED_FOR),
-        ),
-        None => TrustedProxies::default().client_of(peer, std::iter::empty(), std::iter::empty()),
+        Some(trusted) => trusted.client_of(peer, lines(headers, trusted.header().name())),
+        None => TrustedProxies::default().client_of(peer, std::iter::empty()),
     }
 }
 

@@ -143,11 +143,7 @@ async fn on_postgresql_a_flow_leaves_its_four_events_in_order() {
 
 /// The address of a caller that reached the service with no proxy in between.
 fn direct_client() -> ClientAddress {
-    TrustedProxies::default().client_of(
-        "192.0.2.7".parse().unwrap(),
-        std::iter::empty(),
-        std::iter::empty(),
-    )
+    TrustedProxies::default().client_of("192.0.2.7".parse().unwrap(), std::iter::empty())
 }
 
 /// More events than two of the writer's batches (500 each), so its statements of many

@@ -74,7 +74,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_quota_and_a_slash_64_is_
         "another client, whatever it forged to its left"
     );
 
-    let first = [("Forwarded", r#"for="[2001:db8:1:2::1]:4711""#)];
+    let first = [("X-Forwarded-For", "[2001:db8:1:2::1]:4711")];
     let same_64 = [("X-Forwarded-For", "2001:db8:1:2:ffff:ffff:ffff:ffff")];
     let next_64 = [("X-Forwarded-For", "2001:db8:1:3::1")];
     assert_eq!(bind_from(&app, 4, &first).await.status, 200);
@@ -142,4 +142,112 @@ async fn the_client_address_is_never_a_metric_label() {
         events[0]["clientAddress"], "198.51.100.123",
         "the audit event names the client behind the proxy"
     );
+}
+
+/// A bind by `sub-{n}` written byte by byte, so that a header may come in several lines
+/// and carry bytes that are not ASCII; answers the status.
+async fn raw_bind(app: &TestApp, n: usize, lines: &[(&str, &[u8])]) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let caller = app.caller(&format!("sub-{n}"));
+    let body = format!(r#"{{"phoneNumber": "+1310890{:04}"}}"#, 4000 + n);
+    let host = app.public.trim_start_matches("http://");
+    let mut request = format!(
+        "PUT /v1/me/phone-number HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        caller.jwt,
+        body.len()
+    )
+    .into_bytes();
+    for (name, value) in lines {
+        request.extend_from_slice(name.as_bytes());
+        request.extend_from_slice(b": ");
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(body.as_bytes());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let status = String::from_utf8_lossy(&answer[9..12]).into_owned();
+    status.parse().unwrap()
+}
+
+#[actix_web::test]
+async fn only_the_configured_forwarding_header_names_the_client() {
+    let xff = "X-Forwarded-For";
+    let fwd = "Forwarded";
+    for (setting, believed, ignored) in [
+        (
+            "x-forwarded-for",
+            (xff, "198.51.100.21"),
+            (fwd, "for=203.0.113.1"),
+        ),
+        (
+            "forwarded",
+            (fwd, "for=198.51.100.21"),
+            (xff, "203.0.113.1"),
+        ),
+    ] {
+        let app = spawn_with(
+            Options::default()
+                .with("rate_limit.bind_per_client", "1/hour")
+                .with("server.trusted_proxies", "127.0.0.0/8")
+                .with("server.client_address_header", setting),
+        )
+        .await;
+        link_users(&app, 3).await;
+        let answer = bind_from(&app, 0, &[believed, ignored]).await;
+        assert_eq!(answer.status, 200, "{setting}: {}", answer.text);
+        let events = audit_events(&app, "sub-0", 1).await;
+        assert_eq!(events[0]["clientAddress"], "198.51.100.21", "{setting}");
+        // The same client, whatever it writes in the other header.
+        let forged = (
+            ignored.0,
+            if ignored.0 == fwd {
+                "for=203.0.113.2"
+            } else {
+                "203.0.113.2"
+            },
+        );
+        refused_by_client_quota(&bind_from(&app, 1, &[believed, forged]).await);
+        // The other header alone names nobody: the client is the proxy.
+        assert_eq!(
+            bind_from(&app, 2, &[ignored]).await.status,
+            200,
+            "{setting}"
+        );
+        let events = audit_events(&app, "sub-2", 1).await;
+        assert_eq!(
+            events[0]["clientAddress"], "127.0.0.1",
+            "{setting}: the other header"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn every_line_counts_and_a_line_that_is_not_ascii_ends_the_walk() {
+    let app = spawn_with(Options::default().with("server.trusted_proxies", "127.0.0.0/8")).await;
+    link_users(&app, 2).await;
+    let lines: &[(&str, &[u8])] = &[
+        ("X-Forwarded-For", b"203.0.113.9"),
+        ("X-Forwarded-For", b"198.51.100.31"),
+    ];
+    assert_eq!(raw_bind(&app, 0, lines).await, 200);
+    let events = audit_events(&app, "sub-0", 1).await;
+    assert_eq!(
+        events[0]["clientAddress"], "198.51.100.31",
+        "the last line's address"
+    );
+
+    // A line with a byte of 0x80 or more, last: the walk ends at the peer, not one line
+    // further left (a line read as absent would let the one before it speak).
+    let lines: &[(&str, &[u8])] = &[
+        ("X-Forwarded-For", b"198.51.100.32"),
+        ("X-Forwarded-For", b"203.0.113.\xe9"),
+    ];
+    assert_eq!(raw_bind(&app, 1, lines).await, 200);
+    let events = audit_events(&app, "sub-1", 1).await;
+    assert_eq!(events[0]["clientAddress"], "127.0.0.1");
 }
