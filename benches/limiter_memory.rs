@@ -4,14 +4,17 @@
 //!
 //! Feeds binds from 1 000 000 distinct users (each to a number of its own), then binds to
 //! 100 000 distinct prefixes,
-//! through `MemoryLimits` with the shipped defaults, and prints the RSS after each. Under
-//! `cargo test` (no `--bench` argument) it runs 1 000 of each, as a smoke test.
+//! through `MemoryLimits` with the shipped defaults, and prints the RSS after each; then
+//! requests from 1 000 000 distinct client addresses through the request rates
+//! (`requests_per_client = 10/second`), and the keys left once they are idle and evicted.
+//! Under `cargo test` (no `--bench` argument) it runs 1 000 of each, as a smoke test.
 
 use std::time::Duration;
 
+use autoshares_bff::client_address::TrustedProxies;
 use autoshares_bff::config::{Quota, Settings, Sources};
 use autoshares_bff::ids::AutosharesUserId;
-use autoshares_bff::limits::{BindFacts, KeyedHash, MemoryLimits, Policy};
+use autoshares_bff::limits::{BindFacts, KeyedHash, MemoryLimits, Policy, RequestRates};
 use autoshares_bff::phone::PhoneNumber;
 
 fn rss_mib() -> f64 {
@@ -103,4 +106,29 @@ fn main() {
         after_prefixes - after_users,
         limits.tracked_keys()
     );
+
+    // A flood of distinct client addresses, each one request, against a per-client rate.
+    let rates = RequestRates::new(None, Quota::parse("10/second").ok());
+    let direct = TrustedProxies::default();
+    let before_flood = rss_mib();
+    for n in 0..users as u32 {
+        let address = std::net::Ipv4Addr::from(0x0A00_0000 + n);
+        let client = direct.client_of(address.into(), std::iter::empty());
+        let _ = rates.admit_client(client);
+    }
+    let after_flood = rss_mib();
+    println!(
+        "{users} distinct client addresses: {after_flood:.1} MiB RSS ({:+.1} MiB, {} keys)",
+        after_flood - before_flood,
+        rates.keys()
+    );
+    // Once a key's rate is whole again (a tenth of a second here) it is evicted.
+    std::thread::sleep(Duration::from_millis(1100));
+    rates.evict_idle();
+    println!(
+        "after the eviction chore: {:.1} MiB RSS, {} keys",
+        rss_mib(),
+        rates.keys()
+    );
+    assert_eq!(rates.keys(), 0, "every idle key is evicted");
 }

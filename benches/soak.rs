@@ -99,6 +99,7 @@ fn serve(sandbox: &Sandbox, public: u16, admin: u16, dir: &std::path::Path) -> C
         .env("BFF__RATE_LIMIT__BIND_PER_USER", "1000000/second")
         .env("BFF__RATE_LIMIT__BIND_PER_PHONE", "1000000/second")
         .env("BFF__RATE_LIMIT__BIND_PER_CLIENT", "off")
+        .env("BFF__RATE_LIMIT__REQUESTS_PER_USER", "1000000/second")
         .env("BFF__ABUSE__PREFIX_BUDGET", "off")
         .env("BFF__VERIFICATION__TOKEN_TTL_S", TOKEN_TTL_S.to_string())
         .env("BFF__LOG__LEVEL", "warn")

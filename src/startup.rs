@@ -22,7 +22,9 @@ use crate::http::admin::{AdminState, Readiness, admin_routes};
 use crate::http::cors::{self, Cors};
 use crate::http::{AppState, RequestDeadline, RequestSpan, client, public_routes, request_id};
 use crate::identity::{Identity, LinkStore};
-use crate::limits::{Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits};
+use crate::limits::{
+    Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits, RequestRates,
+};
 use crate::metrics::Metrics;
 use crate::net;
 use crate::phone::PhoneRules;
@@ -146,6 +148,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         identity,
         phone_rules: PhoneRules::new(&settings.phone),
         limits: Arc::new(limits),
+        rates: RequestRates::new(quotas.requests_per_user, quotas.requests_per_client),
         audit: Arc::clone(&audit),
         sealer: Sealer::new(
             &verification.token_secret,
@@ -339,5 +342,6 @@ async fn evict_idle_limits(state: web::Data<AppState>) {
     loop {
         tokio::time::sleep(EVICTION_INTERVAL).await;
         state.limits.evict_idle();
+        state.rates.evict_idle();
     }
 }

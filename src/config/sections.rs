@@ -330,6 +330,10 @@ pub struct RateLimitSettings {
     pub bind_per_phone: Quota,
     /// Per client address (docs/operations.md "The client's address behind the ingress"); `None` when `off`.
     pub bind_per_client: Option<Quota>,
+    /// Every `/v1` call per AutoShares user, in this process; `None` when `off`.
+    pub requests_per_user: Option<Quota>,
+    /// Every `/v1` call per client address, in this process; `None` when `off`.
+    pub requests_per_client: Option<Quota>,
     pub verify_attempts: u32,
     pub on_backend_error: OnBackendError,
     /// How long a bind's answer is kept for its `Idempotency-Key` (`idempotency.ttl_s`).
@@ -356,6 +360,8 @@ impl RateLimitSettings {
             bind_per_user: l.quota("rate_limit.bind_per_user", "5/hour")?,
             bind_per_phone: l.quota("rate_limit.bind_per_phone", "10/day")?,
             bind_per_client: l.quota_or_off("rate_limit.bind_per_client", "60/hour")?,
+            requests_per_user: l.quota_or_off("rate_limit.requests_per_user", "10/second")?,
+            requests_per_client: l.quota_or_off("rate_limit.requests_per_client", "off")?,
             verify_attempts: l.positive("rate_limit.verify_attempts", 5u32)?,
             on_backend_error: match l.choice("rate_limit.on_backend_error", &["deny", "allow"])? {
                 "allow" => OnBackendError::Allow,

@@ -1,8 +1,9 @@
 //! The caller extractors: a request's JWT checked by `auth`, its subject mapped by
 //! `identity`. `LinkedCaller` is enough to read or to complete a binding;
 //! `SteppedUpCaller`, for bind and unbind, also needs the recent login of docs/api.md
-//! "Step-up", checked between authentication and the link (401 before 403). Handlers
-//! that take either never run for a 401 or a 403.
+//! "Step-up", checked between authentication and the link (401 before 403). The request
+//! rates are checked around them: per client address before the token is read, per user
+//! right after the link. Handlers that take either never run for a 401, 403 or 429.
 
 use std::time::SystemTime;
 
@@ -40,12 +41,17 @@ fn resolve(
     step_up: bool,
 ) -> LocalBoxFuture<'static, Result<LinkedCaller, ApiError>> {
     let state = request.app_data::<web::Data<AppState>>().cloned();
+    let client = super::client::of(request);
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     Box::pin(async move {
         let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+        // Before the token is even read: a flood of bad tokens costs little.
+        if let Some(client) = client {
+            state.rates.admit_client(client)?;
+        }
         let caller = state.auth.authenticate(authorization.as_deref()).await?;
         if step_up {
             state.step_up.check(&caller.claims, SystemTime::now())?;
@@ -54,6 +60,7 @@ fn resolve(
             .identity
             .resolve(&caller.subject, &caller.claims)
             .await?;
+        state.rates.admit_user(user)?;
         Ok(LinkedCaller {
             subject: caller.subject,
             user,

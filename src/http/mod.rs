@@ -21,7 +21,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::audit::Audit;
 use crate::auth::{Authenticator, StepUp};
 use crate::identity::Identity;
-use crate::limits::Limits;
+use crate::limits::{Limits, RequestRates};
 use crate::phone::PhoneRules;
 use crate::verification::Sealer;
 
@@ -40,6 +40,8 @@ pub struct AppState {
     pub identity: Identity,
     pub phone_rules: PhoneRules,
     pub limits: Arc<Limits>,
+    /// Request rates per client address and per user, in this process.
+    pub rates: RequestRates,
     pub audit: Arc<Audit>,
     pub sealer: Sealer,
 }

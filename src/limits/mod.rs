@@ -7,6 +7,7 @@ mod gcra;
 mod idempotency;
 mod keyed_hash;
 mod memory;
+mod rates;
 mod redis;
 mod rules;
 #[cfg(test)]
@@ -18,6 +19,7 @@ use std::time::{Duration, SystemTime};
 pub use idempotency::{Records, StoredAnswer};
 pub use keyed_hash::KeyedHash;
 pub use memory::MemoryLimits;
+pub use rates::RequestRates;
 pub use redis::{RedisLimitError, RedisLimits};
 pub use rules::{BindFacts, PER_USER, Policy, Scope};
 
@@ -198,6 +200,8 @@ pub enum LimitError {
     TokenUsed,
     #[error("the limiter backend cannot answer")]
     Unavailable,
+    #[error("request rate {retry_after:?} too high")]
+    TooManyRequests { retry_after: Duration },
 }
 
 /// Where the limits keep their state.

@@ -26,6 +26,7 @@ mod problems;
 mod read_and_unbind;
 mod readiness;
 mod redis_limits;
+mod request_rates;
 mod sandbox;
 mod step_up;
 mod store;

@@ -15,6 +15,7 @@ const DOCUMENTED_CODES: &[&str] = &[
     "invalid_code",
     "rate_limited",
     "too_many_attempts",
+    "too_many_requests",
     "internal_error",
     "upstream_error",
     "upstream_unavailable",

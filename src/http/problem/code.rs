@@ -30,6 +30,7 @@ pub enum ProblemCode {
     VerificationTokenExpired,
     InvalidCode,
     RateLimited,
+    TooManyRequests,
     TooManyAttempts,
     SmsBudgetExhausted,
     DestinationBlocked,
@@ -164,6 +165,11 @@ impl ProblemCode {
                 S::TOO_MANY_REQUESTS,
                 "Too many requests",
                 "Too many attempts to bind a phone number; try again later.",
+            ),
+            C::TooManyRequests => row(
+                S::TOO_MANY_REQUESTS,
+                "Too many requests",
+                "Too many requests in a short time; try again after the time in Retry-After.",
             ),
             C::TooManyAttempts => row(
                 S::TOO_MANY_REQUESTS,

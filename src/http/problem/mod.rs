@@ -94,6 +94,7 @@ impl ApiError {
             Self::Limit(LimitError::RequestInProgress) => C::RequestInProgress,
             Self::Limit(LimitError::AttemptsExhausted { .. }) => C::TooManyAttempts,
             Self::Limit(LimitError::Unavailable) => C::RateLimiterUnavailable,
+            Self::Limit(LimitError::TooManyRequests { .. }) => C::TooManyRequests,
             Self::PhoneNumberRejected => C::PhoneNumberRejected,
             Self::InvalidCode => C::InvalidCode,
             Self::NoPhoneNumber => C::NoPhoneNumber,
@@ -153,7 +154,8 @@ impl ApiError {
             Self::Limit(
                 LimitError::Exceeded { retry_after, .. }
                 | LimitError::BudgetExhausted { retry_after, .. }
-                | LimitError::AttemptsExhausted { retry_after },
+                | LimitError::AttemptsExhausted { retry_after }
+                | LimitError::TooManyRequests { retry_after },
             ) => Some(*retry_after),
             _ => None,
         }

@@ -19,6 +19,7 @@ const BODY: &[C] = &[
 
 /// The problems of every route that authenticates its caller and calls AutoShares.
 const CALLER: &[C] = &[
+    C::TooManyRequests,
     C::Unauthenticated,
     C::UserNotLinked,
     C::InternalError,

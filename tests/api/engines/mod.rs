@@ -69,6 +69,7 @@ impl Service {
         // These tests are of shared state, not of the abuse rules' defaults.
         env.push(("BFF__ABUSE__MODES__CONVERSION", "off".to_owned()));
         env.push(("BFF__ABUSE__PREFIX_BUDGET", "off".to_owned()));
+        env.push(("BFF__RATE_LIMIT__REQUESTS_PER_USER", "off".to_owned()));
         env.extend(redis.iter().cloned());
         let process = ServeProcess::start(&env);
         let client = awc::Client::builder()

@@ -172,10 +172,12 @@ pub async fn spawn_with(options: Options) -> TestApp {
         .with("database.url", database.url.clone())
         .with("admin.token", ADMIN_TOKEN)
         .with("server.shutdown_grace_s", "1")
-        // Most test binds never complete and share a prefix, and all come from 127.0.0.1;
+        // Most test binds never complete and share a prefix, and all come from 127.0.0.1,
+        // and many tests send one user's requests faster than the default request rate;
         // the tests of those rules set them.
         .with("abuse.prefix_budget", "off")
-        .with("rate_limit.bind_per_client", "off");
+        .with("rate_limit.bind_per_client", "off")
+        .with("rate_limit.requests_per_user", "off");
     for (key, value) in options.overrides {
         sources = sources.with(&key, value);
     }
