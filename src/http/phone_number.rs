@@ -185,14 +185,23 @@ async fn send_bind(
     autoshares: &AutoShares,
     request_id: &RequestId,
 ) -> Result<BindResponse, ApiError> {
-    app.limits.admit_bind(caller.user, number, client).await?;
-    let bound = autoshares
+    let taken = app.limits.admit_bind(caller.user, number, client).await?;
+    let bound = match autoshares
         .bind(caller.user, number, request_id.as_str())
         .await
-        .map_err(|error| match error {
-            UpstreamError::Rejected { .. } => ApiError::PhoneNumberRejected,
-            other => other.into(),
-        })?;
+    {
+        Ok(bound) => bound,
+        Err(UpstreamError::Rejected { .. }) => return Err(ApiError::PhoneNumberRejected),
+        Err(error) => {
+            // An outage spends nobody's quota and trips no breaker (docs/abuse.md).
+            if error.never_reached() {
+                app.limits
+                    .give_back(caller.user, number, client, taken)
+                    .await;
+            }
+            return Err(error.into());
+        }
+    };
     let token = app.sealer.seal(
         bound.token_id,
         caller.user,

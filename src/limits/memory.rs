@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::config::RuleMode;
+use crate::config::{Quota, RuleMode};
 use crate::phone::Country;
 use crate::verification::AttemptKey;
 
@@ -16,7 +16,7 @@ use super::gcra;
 use super::idempotency::{IN_FLIGHT_TTL, Record};
 use super::keyed_hash::Digest;
 use super::rules::{
-    BindFacts, Budget, Decision, PER_CLIENT, PER_PHONE, PER_USER, Policy, Refusal, Scope,
+    BindFacts, Budget, Decision, PER_CLIENT, PER_PHONE, PER_USER, Policy, Refusal, Scope, Taken,
     block_length, trips,
 };
 use super::{Attempt, BlockView};
@@ -107,6 +107,47 @@ impl Tats {
     }
 }
 
+/// The bit of `Taken` that names `bucket`.
+fn bit_of(bucket: &Bucket) -> u8 {
+    match bucket {
+        Bucket::User(_) => Taken::USER,
+        Bucket::Phone(_) => Taken::PHONE,
+        Bucket::Client(_) => Taken::CLIENT,
+        Bucket::Global => Taken::GLOBAL,
+        Bucket::Country(_) => Taken::COUNTRY,
+        Bucket::Prefix(_) => Taken::PREFIX,
+    }
+}
+
+/// Every quota and budget a bind of `facts` may take, with its bit and its quota (`None`:
+/// off).
+fn buckets(facts: &BindFacts<'_>, policy: &Policy) -> Vec<(u8, Bucket, Option<Quota>)> {
+    let mut all = vec![
+        (
+            Taken::USER,
+            Bucket::User(facts.user.0),
+            Some(policy.per_user),
+        ),
+        (
+            Taken::PHONE,
+            Bucket::Phone(facts.phone_digest),
+            Some(policy.per_phone),
+        ),
+    ];
+    if let Some(digest) = facts.client_digest {
+        all.push((Taken::CLIENT, Bucket::Client(digest), policy.per_client));
+    }
+    for (budget, quota, _) in policy.budgets(facts.country) {
+        let bucket = match budget {
+            Budget::Global => Bucket::Global,
+            Budget::Country => Bucket::Country(facts.country),
+            Budget::Prefix => Bucket::Prefix(facts.prefix_digest),
+        };
+        all.push((Taken::of_budget(budget), bucket, quota));
+    }
+    all
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ScopeKey {
     Country(Country),
@@ -178,6 +219,28 @@ impl MemoryLimits {
     pub fn admit_bind(&self, facts: &BindFacts<'_>, policy: &Policy, now: Duration) -> Decision {
         let mut state = self.lock();
         state.decide(facts, policy, now)
+    }
+
+    /// Gives back what an admitted bind `taken` (its call never reached AutoShares): one
+    /// unit of each quota and budget, and its send in the breaker's windows.
+    pub fn give_back(&self, facts: &BindFacts<'_>, policy: &Policy, taken: Taken) {
+        let mut state = self.lock();
+        for (bit, bucket, quota) in buckets(facts, policy) {
+            if let (true, Some(quota)) = (taken.has(bit), quota)
+                && let Some(tat) = state.tats.get(&bucket)
+            {
+                state
+                    .tats
+                    .insert(bucket, tat.saturating_sub(quota.refill_interval()));
+            }
+        }
+        if taken.has(Taken::SEND) {
+            for key in scope_keys(facts) {
+                if let Some(scope) = state.scopes.get_mut(&key) {
+                    scope.sends = scope.sends.saturating_sub(1);
+                }
+            }
+        }
     }
 
     /// Counts a completed binding for the number's country and prefix.
@@ -445,9 +508,11 @@ impl State {
             }
         }
         for (bucket, tat) in takes {
+            decision.taken.0 |= bit_of(&bucket);
             self.tats.insert(bucket, tat);
         }
         if counting {
+            decision.taken.0 |= Taken::SEND;
             for key in scope_keys(facts) {
                 // A scope the breaker could not hold (the table is full) goes uncounted.
                 if let Some(state) = self.scopes.get_mut(&key) {

@@ -21,7 +21,7 @@ pub use keyed_hash::KeyedHash;
 pub use memory::MemoryLimits;
 pub use rates::RequestRates;
 pub use redis::{RedisLimitError, RedisLimits};
-pub use rules::{BindFacts, PER_USER, Policy, Scope};
+pub use rules::{BindFacts, PER_USER, Policy, Scope, Taken};
 
 use idempotency::Begun;
 use keyed_hash::Digest;
@@ -271,13 +271,17 @@ impl Limits {
         user: AutosharesUserId,
         phone: &PhoneNumber,
         client: ClientAddress,
-    ) -> Result<(), LimitError> {
+    ) -> Result<Taken, LimitError> {
         let facts = BindFacts::new(user, phone, Some(client), &self.policy, &self.hash);
         let decision = match &self.backend {
             Backend::Memory(memory) => memory.admit_bind(&facts, &self.policy, memory.now()),
             Backend::Redis(redis) => match redis.admit_bind(&facts, &self.policy).await {
                 Ok(decision) => decision,
-                Err(error) => return self.backend_failed(&error, self.on_backend_error),
+                Err(error) => {
+                    return self
+                        .backend_failed(&error, self.on_backend_error)
+                        .map(|()| Taken::default());
+                }
             },
         };
         let country = facts.country.as_str();
@@ -288,7 +292,7 @@ impl Limits {
         let error = match decision.refusal {
             None => {
                 self.metrics.sms_sent(country);
-                return Ok(());
+                return Ok(decision.taken);
             }
             Some(Refusal::Quota { limit, retry_after }) => {
                 self.metrics.rejected(limit);
@@ -312,6 +316,31 @@ impl Limits {
             }
         };
         Err(error)
+    }
+
+    /// Gives back everything an admitted bind `taken` when its call provably never reached
+    /// AutoShares (docs/abuse.md): its quotas, its budget units and its send in the
+    /// breaker's windows, so that an outage spends nobody's quota and trips no breaker. A
+    /// failure to give back is logged: the answer is decided by then.
+    pub async fn give_back(
+        &self,
+        user: AutosharesUserId,
+        phone: &PhoneNumber,
+        client: ClientAddress,
+        taken: Taken,
+    ) {
+        if taken == Taken::default() {
+            return;
+        }
+        let facts = BindFacts::new(user, phone, Some(client), &self.policy, &self.hash);
+        match &self.backend {
+            Backend::Memory(memory) => memory.give_back(&facts, &self.policy, taken),
+            Backend::Redis(redis) => {
+                if let Err(error) = redis.give_back(&facts, &self.policy, taken).await {
+                    tracing::warn!(error = %error, "could not give back an unsent bind's limits");
+                }
+            }
+        }
     }
 
     /// Looks up the bind `user` makes to `phone` with `Idempotency-Key` `key` (docs/api.md

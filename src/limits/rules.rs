@@ -206,6 +206,37 @@ pub struct Decision {
     pub refusal: Option<Refusal>,
     /// Rules in shadow mode that would have refused this bind.
     pub shadowed: Vec<&'static str>,
+    /// What an admitted bind took.
+    pub taken: Taken,
+}
+
+/// What an admitted bind took, so that all of it can be given back when its call provably
+/// never reached AutoShares (docs/abuse.md): a bit per quota and budget, and one for the
+/// send counted in the breaker's windows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taken(pub u8);
+
+impl Taken {
+    pub const USER: u8 = 1;
+    pub const PHONE: u8 = 2;
+    pub const CLIENT: u8 = 4;
+    pub const GLOBAL: u8 = 8;
+    pub const COUNTRY: u8 = 16;
+    pub const PREFIX: u8 = 32;
+    pub const SEND: u8 = 64;
+
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// The bit of a budget.
+    pub fn of_budget(budget: Budget) -> u8 {
+        match budget {
+            Budget::Global => Self::GLOBAL,
+            Budget::Country => Self::COUNTRY,
+            Budget::Prefix => Self::PREFIX,
+        }
+    }
 }
 
 /// Whether a window of `sends` with `completions` trips the breaker.

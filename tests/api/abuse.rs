@@ -449,3 +449,74 @@ async fn assert_no_key_names_a_number(url: &str, options: &Options) {
         }
     }
 }
+
+/// An app whose AutoShares (the sandbox) is behind a proxy the test can take down, on
+/// `options`' backend.
+async fn behind_a_proxy(
+    options: Options,
+) -> (
+    TestApp,
+    crate::helpers::TcpProxy,
+    autoshares_bff::sandbox::Sandbox,
+) {
+    let sandbox = autoshares_bff::sandbox::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        Default::default(),
+    )
+    .unwrap();
+    let target = sandbox.base_url();
+    let host = target
+        .trim_start_matches("http://")
+        .trim_end_matches("/api")
+        .to_owned();
+    let proxy = crate::helpers::TcpProxy::start(&host).await;
+    let app = spawn_with(
+        options
+            .upstream(&format!("http://127.0.0.1:{}/api", proxy.port))
+            .with("identity.source", "claim")
+            .with("upstream.circuit_open_s", "1"),
+    )
+    .await;
+    (app, proxy, sandbox)
+}
+
+/// 60 binds to one country while AutoShares refuses connections (and then its circuit is
+/// open), then AutoShares back: the breaker never tripped and the users' quotas are whole.
+async fn an_outage_costs_nothing(options: Options) {
+    let (app, proxy, _sandbox) = behind_a_proxy(options).await;
+    proxy.stop();
+    for i in 0..60 {
+        let caller = app.claim_caller(&format!("sub-{i}"), 2000 + i);
+        let answer = app.bind(&caller, &format!("+1310890{:04}", 5000 + i)).await;
+        answer.assert_problem(503, "upstream_unavailable");
+    }
+    let user = app.claim_caller("sub-user", 1001);
+    for _ in 0..5 {
+        let answer = app.bind(&user, "+13108904569").await;
+        answer.assert_problem(503, "upstream_unavailable");
+    }
+    proxy.resume().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the circuit's trial is due
+    let answer = app.bind(&user, "+13108904569").await;
+    assert_eq!(
+        answer.status, 200,
+        "the country is not blocked: {}",
+        answer.text
+    );
+    assert_eq!(
+        answer.header("ratelimit"),
+        Some(r#""bind_per_user";r=4;t=0"#),
+        "the user's quota is whole but for this bind"
+    );
+}
+
+#[actix_web::test]
+async fn an_autoshares_outage_trips_no_breaker_and_spends_no_quota() {
+    an_outage_costs_nothing(Options::default().with("rate_limit.bind_per_user", "5/hour")).await;
+}
+
+#[actix_web::test]
+async fn an_autoshares_outage_costs_nothing_on_redis_either() {
+    let Some(url) = redis_url() else { return };
+    an_outage_costs_nothing(redis_options(&url).with("rate_limit.bind_per_user", "5/hour")).await;
+}

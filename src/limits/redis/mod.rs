@@ -17,7 +17,7 @@ use crate::verification::AttemptKey;
 use super::idempotency::{IN_FLIGHT_TTL, Record};
 use super::keyed_hash::{Digest, encoded};
 use super::rules::{
-    BindFacts, Budget, Decision, PER_CLIENT, PER_PHONE, PER_USER, Policy, Refusal, Scope,
+    BindFacts, Budget, Decision, PER_CLIENT, PER_PHONE, PER_USER, Policy, Refusal, Scope, Taken,
 };
 use super::{Attempt, BlockView};
 
@@ -53,6 +53,7 @@ pub struct RedisLimits {
     abandon_record: Script,
     attempt: Script,
     ready: Script,
+    give_back: Script,
 }
 
 /// One bind's keys share the hash tag `{bind}`, so the one script that decides them all
@@ -74,6 +75,7 @@ impl RedisLimits {
             abandon_record: Script::new(ABANDON_RECORD_SCRIPT),
             attempt: Script::new(ATTEMPT_SCRIPT),
             ready: Script::new(READY_SCRIPT),
+            give_back: Script::new(GIVE_BACK_SCRIPT),
         })
     }
 
@@ -111,21 +113,19 @@ impl RedisLimits {
     ) -> Result<Decision, RedisLimitError> {
         let abuse = &policy.abuse;
         let [country_scope, prefix_scope] = self.scope_keys(facts);
+        let [user, phone, global, country, prefix] = self.quota_keys(facts);
         let mut invocation = self.bind.prepare_invoke();
         invocation
-            .key(self.key(&format!("user:{}", facts.user)))
-            .key(self.key(&format!("phone:{}", encoded(&facts.phone_digest))))
-            .key(self.key("budget:global"))
-            .key(self.key(&format!("budget:country:{}", facts.country)))
-            .key(self.key(&format!("budget:prefix:{}", encoded(&facts.prefix_digest))))
+            .key(user)
+            .key(phone)
+            .key(global)
+            .key(country)
+            .key(prefix)
             .key(&country_scope)
             .key(&prefix_scope)
             .key(self.key("safe"))
             .key(self.key("blocks"))
-            .key(self.key(&match &facts.client_digest {
-                Some(digest) => format!("client:{}", encoded(digest)),
-                None => "client:off".to_owned(),
-            }))
+            .key(self.client_key(facts))
             .key(self.key(&format!("call:{call}")));
         for quota in [policy.per_user, policy.per_phone] {
             invocation
@@ -162,7 +162,8 @@ impl RedisLimits {
         for end in 2..=e164.len() {
             invocation.arg(encoded(&facts.hash.digest("safe", &e164[..end])));
         }
-        let (code, wait_ms, shadowed): (u8, u64, String) = self.invoke(&invocation).await?;
+        let (code, wait_ms, shadowed, taken): (u8, u64, String, u8) =
+            self.invoke(&invocation).await?;
         let retry_after = Duration::from_millis(wait_ms);
         let refusal = match code {
             0 => None,
@@ -203,7 +204,68 @@ impl RedisLimits {
             .map(|(rule, _)| rule)
             .filter(|rule| shadowed.split(',').any(|s| s == *rule))
             .collect();
-        Ok(Decision { refusal, shadowed })
+        Ok(Decision {
+            refusal,
+            shadowed,
+            taken: Taken(taken),
+        })
+    }
+
+    /// The arrival-time keys of a bind's user, number, and global, country and prefix
+    /// budgets.
+    fn quota_keys(&self, facts: &BindFacts<'_>) -> [String; 5] {
+        [
+            self.key(&format!("user:{}", facts.user)),
+            self.key(&format!("phone:{}", encoded(&facts.phone_digest))),
+            self.key("budget:global"),
+            self.key(&format!("budget:country:{}", facts.country)),
+            self.key(&format!("budget:prefix:{}", encoded(&facts.prefix_digest))),
+        ]
+    }
+
+    fn client_key(&self, facts: &BindFacts<'_>) -> String {
+        self.key(&match &facts.client_digest {
+            Some(digest) => format!("client:{}", encoded(digest)),
+            None => "client:off".to_owned(),
+        })
+    }
+
+    /// Gives back what an admitted bind `taken` (see `GIVE_BACK_SCRIPT`).
+    pub async fn give_back(
+        &self,
+        facts: &BindFacts<'_>,
+        policy: &Policy,
+        taken: Taken,
+    ) -> Result<(), RedisLimitError> {
+        let [user, phone, global, country, prefix] = self.quota_keys(facts);
+        let [country_scope, prefix_scope] = self.scope_keys(facts);
+        let mut invocation = self.give_back.prepare_invoke();
+        invocation
+            .key(user)
+            .key(phone)
+            .key(self.client_key(facts))
+            .key(global)
+            .key(country)
+            .key(prefix)
+            .key(country_scope)
+            .key(prefix_scope)
+            .key(self.key(&format!("call:{}", call_id())));
+        let mut quotas = vec![
+            (Taken::USER, Some(policy.per_user)),
+            (Taken::PHONE, Some(policy.per_phone)),
+            (Taken::CLIENT, policy.per_client),
+        ];
+        for (budget, quota, _) in policy.budgets(facts.country) {
+            quotas.push((Taken::of_budget(budget), quota));
+        }
+        for (bit, quota) in quotas {
+            let interval = quota
+                .filter(|_| taken.has(bit))
+                .map_or(0, |q| millis(q.refill_interval()));
+            invocation.arg(interval);
+        }
+        invocation.arg(if taken.has(Taken::SEND) { "1" } else { "0" });
+        self.invoke::<i64>(&invocation).await.map(drop)
     }
 
     fn record_key(&self, name: &Digest) -> String {

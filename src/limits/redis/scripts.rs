@@ -8,7 +8,7 @@
 /// KEYS: 1 user, 2 phone, 3 global, 4 country and 5 prefix GCRA arrival times; 6 country
 /// and 7 prefix breaker hashes; 8 the safe-list; 9 the block list; 10 the client's arrival
 /// time; 11 this call's answer. ARGV: see `admit_bind`. Answers {code, wait ms, shadowed
-/// rules}: code 0 admitted, 1 user, 2 phone, 8 client, 3 country blocked, 4 prefix blocked,
+/// rules, what was taken (the bits of `Taken`)}: code 0 admitted, 1 user, 2 phone, 8 client, 3 country blocked, 4 prefix blocked,
 /// 5 global, 6 country and 7 prefix budget spent.
 ///
 /// Each call is decided once: its answer is kept under its own key (KEYS[11]) for a
@@ -17,8 +17,8 @@
 pub const BIND_SCRIPT: &str = r"
 local done = redis.call('GET', KEYS[11])
 if done then
-  local code, wait, shadow = string.match(done, '^(%d+)|(%d+)|(.*)$')
-  return {tonumber(code), tonumber(wait), shadow}
+  local code, wait, taken, shadow = string.match(done, '^(%d+)|(%d+)|(%d+)|(.*)$')
+  return {tonumber(code), tonumber(wait), shadow, tonumber(taken)}
 end
 local function decide()
   local t = redis.call('TIME')
@@ -33,18 +33,18 @@ local function decide()
     return new_tat, 0
   end
   local takes = {}
-  local function quota(key, interval, burst)
+  local function quota(key, interval, burst, bit)
     local tat, wait = step(key, interval, burst)
-    if tat then takes[#takes + 1] = {key, tat} end
+    if tat then takes[#takes + 1] = {key, tat, bit} end
     return tat, wait
   end
   local shadow = {}
-  local tat, wait = quota(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+  local tat, wait = quota(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), 1)
   if not tat then return {1, wait, ''} end
-  tat, wait = quota(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
+  tat, wait = quota(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), 2)
   if not tat then return {2, wait, ''} end
   if tonumber(ARGV[25]) > 0 then
-    tat, wait = quota(KEYS[10], tonumber(ARGV[25]), tonumber(ARGV[26]))
+    tat, wait = quota(KEYS[10], tonumber(ARGV[25]), tonumber(ARGV[26]), 4)
     if not tat then return {8, wait, ''} end
   end
 
@@ -95,16 +95,16 @@ local function decide()
 
   if not safe then
     local budgets = {
-      {KEYS[3], 5, 'global_budget', 5},
-      {KEYS[4], 8, 'country_budget', 6},
-      {KEYS[5], 11, 'prefix_budget', 7},
+      {KEYS[3], 5, 'global_budget', 5, 8},
+      {KEYS[4], 8, 'country_budget', 6, 16},
+      {KEYS[5], 11, 'prefix_budget', 7, 32},
     }
     for _, b in ipairs(budgets) do
       local interval, burst, mode = tonumber(ARGV[b[2]]), tonumber(ARGV[b[2] + 1]), ARGV[b[2] + 2]
       if interval > 0 and mode ~= 'off' then
         local new_tat, budget_wait = step(b[1], interval, burst)
         if new_tat then
-          takes[#takes + 1] = {b[1], new_tat}
+          takes[#takes + 1] = {b[1], new_tat, b[5]}
         elseif mode == 'shadow' then
           shadow[#shadow + 1] = b[3]
         else
@@ -114,18 +114,54 @@ local function decide()
     end
   end
 
+  local taken = 0
   for _, take in ipairs(takes) do
     redis.call('SET', take[1], take[2], 'PX', math.max(take[2] - now, 1))
+    taken = taken + take[3]
   end
   if counting then
     redis.call('HINCRBY', KEYS[6], 's', 1)
     redis.call('HINCRBY', KEYS[7], 's', 1)
+    taken = taken + 64
   end
-  return {0, 0, table.concat(shadow, ',')}
+  return {0, 0, table.concat(shadow, ','), taken}
 end
 local answer = decide()
-redis.call('SET', KEYS[11], answer[1] .. '|' .. answer[2] .. '|' .. answer[3], 'PX', 60000)
+answer[4] = answer[4] or 0
+redis.call('SET', KEYS[11], answer[1] .. '|' .. answer[2] .. '|' .. answer[4] .. '|' .. answer[3], 'PX', 60000)
 return answer
+";
+
+/// Gives back what an admitted bind took, its call having never reached AutoShares.
+/// KEYS: 1 user, 2 phone, 3 client, 4 global, 5 country, 6 prefix arrival times; 7 country
+/// and 8 prefix breaker hashes; 9 this call's answer. ARGV: 1-6 the refill interval (ms) of
+/// each quota taken, 0 for one not taken; 7 `1` when the send was counted. Decided once per
+/// call, as `BIND_SCRIPT` is.
+pub const GIVE_BACK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[9]) then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, 6 do
+  local interval = tonumber(ARGV[i])
+  local tat = interval > 0 and tonumber(redis.call('GET', KEYS[i]))
+  if tat then
+    local earlier = tat - interval
+    if earlier <= now then
+      redis.call('DEL', KEYS[i])
+    else
+      redis.call('SET', KEYS[i], earlier, 'PX', earlier - now)
+    end
+  end
+end
+if ARGV[7] == '1' then
+  for i = 7, 8 do
+    if tonumber(redis.call('HGET', KEYS[i], 's') or 0) > 0 then
+      redis.call('HINCRBY', KEYS[i], 's', -1)
+    end
+  end
+end
+redis.call('SET', KEYS[9], '1', 'PX', 60000)
+return 0
 ";
 
 /// A completed binding: KEYS = country and prefix breaker hashes; ARGV = window ms.
