@@ -246,6 +246,10 @@ impl MemoryLimits {
     /// Counts a completed binding for the number's country and prefix.
     pub fn record_completion(&self, facts: &BindFacts<'_>, now: Duration, window: Duration) {
         let mut state = self.lock();
+        // A safe-listed number counts in neither direction (docs/abuse.md).
+        if state.is_safe(facts.phone.as_e164()) {
+            return;
+        }
         for key in scope_keys(facts) {
             if let Some(scope) = state.scopes.get_mut(&key)
                 && now < scope.window_start + window

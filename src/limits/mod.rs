@@ -426,7 +426,7 @@ impl Limits {
         match &self.backend {
             Backend::Memory(memory) => memory.record_completion(&facts, memory.now(), window),
             Backend::Redis(redis) => {
-                if let Err(error) = redis.record_completion(&facts, window).await {
+                if let Err(error) = redis.record_completion(&facts, &self.policy).await {
                     tracing::warn!(error = %error, "could not count a completed binding");
                 }
             }

@@ -520,3 +520,37 @@ async fn an_autoshares_outage_costs_nothing_on_redis_either() {
     let Some(url) = redis_url() else { return };
     an_outage_costs_nothing(redis_options(&url).with("rate_limit.bind_per_user", "5/hour")).await;
 }
+
+/// Completions of a safe-listed number are not counted: they cannot lift a country's
+/// conversion over the breaker's ratio while its other sends never complete.
+async fn safe_completions_count_for_nothing(options: Options) {
+    let app = spawn_with(
+        roomy(options)
+            .with("abuse.conversion.min_sends_country", "4")
+            .with("abuse.conversion.min_ratio", "0.3")
+            .with("abuse.safe", other_es(0)),
+    )
+    .await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+    for i in 0..4 {
+        bind_ok(&app, &caller, &es(i)).await;
+    }
+    // The QA device binds and completes twice: were it counted, 2 of 4 would pass 0.3.
+    for _ in 0..2 {
+        let bound = bind_ok(&app, &caller, &other_es(0)).await;
+        complete(&app, &caller, &bound).await;
+    }
+    let refused = app.bind(&caller, &es(4)).await;
+    assert_refused(&refused, 403, "destination_blocked", "conversion_country");
+}
+
+#[actix_web::test]
+async fn a_safe_listed_numbers_completions_are_not_counted() {
+    safe_completions_count_for_nothing(Options::default()).await;
+}
+
+#[actix_web::test]
+async fn a_safe_listed_numbers_completions_are_not_counted_on_redis_either() {
+    let Some(url) = redis_url() else { return };
+    safe_completions_count_for_nothing(redis_options(&url)).await;
+}

@@ -145,11 +145,7 @@ impl RedisLimits {
             .arg(conversion.min_sends_country)
             .arg(conversion.min_sends_prefix)
             .arg(millis(conversion.block))
-            .arg(if is_safe(&abuse.safe, facts.phone.as_e164()) {
-                "1"
-            } else {
-                "0"
-            })
+            .arg(safe_flag(policy, facts))
             .arg(facts.country.as_str())
             .arg(format!("country:{}", facts.country))
             .arg(facts.prefix)
@@ -158,9 +154,8 @@ impl RedisLimits {
         let (interval, burst) =
             client.map_or((0, 0), |q| (millis(q.refill_interval()), q.burst.get()));
         invocation.arg(interval).arg(burst);
-        let e164 = facts.phone.as_e164();
-        for end in 2..=e164.len() {
-            invocation.arg(encoded(&facts.hash.digest("safe", &e164[..end])));
+        for name in safe_names(facts) {
+            invocation.arg(name);
         }
         let (code, wait_ms, shadowed, taken): (u8, u64, String, u8) =
             self.invoke(&invocation).await?;
@@ -329,13 +324,18 @@ impl RedisLimits {
     pub async fn record_completion(
         &self,
         facts: &BindFacts<'_>,
-        window: Duration,
+        policy: &Policy,
     ) -> Result<(), RedisLimitError> {
         let mut call = self.completion.prepare_invoke();
         for key in self.scope_keys(facts) {
             call.key(key);
         }
-        call.arg(millis(window));
+        call.key(self.key("safe"))
+            .arg(millis(policy.abuse.conversion.window))
+            .arg(safe_flag(policy, facts));
+        for name in safe_names(facts) {
+            call.arg(name);
+        }
         self.invoke::<i64>(&call).await.map(drop)
     }
 
@@ -524,6 +524,23 @@ fn call_id() -> String {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `1` when `abuse.safe` holds the number or a prefix of it.
+fn safe_flag(policy: &Policy, facts: &BindFacts<'_>) -> &'static str {
+    if is_safe(&policy.abuse.safe, facts.phone.as_e164()) {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// The names the safe-list hash would file the number and each of its prefixes under.
+fn safe_names(facts: &BindFacts<'_>) -> Vec<String> {
+    let e164 = facts.phone.as_e164();
+    (2..=e164.len())
+        .map(|end| encoded(&facts.hash.digest("safe", &e164[..end])))
+        .collect()
 }
 
 /// Whether `e164`, or a prefix of it, is in `entries`.

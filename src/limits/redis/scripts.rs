@@ -164,11 +164,19 @@ redis.call('SET', KEYS[9], '1', 'PX', 60000)
 return 0
 ";
 
-/// A completed binding: KEYS = country and prefix breaker hashes; ARGV = window ms.
+/// A completed binding: KEYS = country and prefix breaker hashes, the safe-list; ARGV =
+/// window ms, `1` when `abuse.safe` holds the number, then the safe-list names of the number
+/// and its prefixes. A safe-listed number is not counted.
 pub const COMPLETION_SCRIPT: &str = r"
+if ARGV[2] == '1' then return 0 end
+if redis.call('HLEN', KEYS[3]) > 0 then
+  for i = 3, #ARGV do
+    if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return 0 end
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for _, key in ipairs(KEYS) do
+for _, key in ipairs({KEYS[1], KEYS[2]}) do
   local ws = tonumber(redis.call('HGET', key, 'ws'))
   if ws and now < ws + tonumber(ARGV[1]) then redis.call('HINCRBY', key, 'c', 1) end
 end
