@@ -38,6 +38,11 @@ pub fn current() -> Option<String> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
+/// `work` with `id` as its request's id: for a task a request spawns.
+pub async fn within<T>(id: String, work: impl Future<Output = T>) -> T {
+    CURRENT.scope(id, work).await
+}
+
 fn acceptable(value: &str) -> bool {
     (1..=128).contains(&value.len())
         && value

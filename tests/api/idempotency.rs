@@ -244,3 +244,65 @@ async fn rate_limit_fields_count_down_with_redis() {
     };
     rate_limit_counts_down(redis_options(&url)).await;
 }
+
+/// Sends a bind with `key` byte by byte and resets the connection (RST) after `after`,
+/// while AutoShares still holds the call.
+async fn bind_and_hang_up(app: &TestApp, caller: &Caller, phone: &str, key: &str, after: Duration) {
+    use tokio::io::AsyncWriteExt;
+    let body = json!({"phoneNumber": phone}).to_string();
+    let host = app.public.trim_start_matches("http://");
+    let request = format!(
+        "PUT /v1/me/phone-number HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nIdempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+        caller.jwt,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(after).await;
+    // SO_LINGER 0: closing sends a reset, as a dropped mobile connection or a balancer does
+    // (with a zero linger, closing never blocks, which is what the deprecation warns of).
+    #[allow(deprecated, reason = "a zero linger resets at once and never blocks")]
+    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(stream);
+}
+
+#[actix_web::test]
+async fn a_caller_that_hangs_up_mid_bind_gets_a_replay_on_its_retry_and_one_sms() {
+    let fake = Scripted::start(Scripted::good_login, |n, _| {
+        Reply::bound("+13108904569", 7100 + n as i64).after(Duration::from_millis(800))
+    });
+    let app = spawn_with(
+        Options::default()
+            .upstream(&fake.base_url)
+            .with("identity.source", "claim"),
+    )
+    .await;
+    let caller = app.claim_caller("sub-1", 1001);
+    bind_and_hang_up(
+        &app,
+        &caller,
+        "+13108904569",
+        "hang-up-1",
+        Duration::from_millis(200),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // AutoShares answered meanwhile
+
+    let retry = bind_with_key(&app, &caller, "+13108904569", "hang-up-1").await;
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    assert_eq!(
+        retry.header("idempotency-replayed"),
+        Some("true"),
+        "a replay, not a second bind"
+    );
+    assert_eq!(
+        fake.phone_calls().len(),
+        1,
+        "AutoShares saw one bind: one SMS"
+    );
+    assert_eq!(rate_limit(&retry).0, 4, "the quota was taken once");
+    let events = audit_events(&app, "sub-1", 1).await;
+    assert_eq!(events.len(), 1, "one audit event: {events:?}");
+    assert_eq!(events[0]["outcome"], "ok");
+}
