@@ -125,8 +125,9 @@ pub async fn bind(
 
 /// Runs a handler's `work`, which may reach AutoShares, as a task of its own, within the
 /// request's span: a caller that goes away (a reset connection drops the handler) cancels
-/// nothing, so the call runs to its end and its answer is stored, its limits settled and
-/// its event audited as for a caller that waited (docs/api.md "Idempotency").
+/// nothing, so the call (and a login it started) runs to its end and its answer is
+/// stored, its limits settled and its event audited as for a caller that waited
+/// (docs/api.md "Idempotency").
 async fn to_the_end(work: impl Future<Output = HttpResponse> + 'static) -> HttpResponse {
     use tracing::Instrument as _;
     let id = super::request_id::current().unwrap_or_default();
@@ -368,11 +369,17 @@ pub async fn read(
     caller: LinkedCaller,
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
-) -> Result<web::Json<PhoneNumberResponse>, ApiError> {
-    let status = autoshares.read(caller.user, request_id.as_str()).await?;
-    status
-        .map(|s| web::Json(s.into()))
-        .ok_or(ApiError::NoPhoneNumber)
+) -> HttpResponse {
+    // A read may start the service's login: it too runs to its end (docs/operations.md
+    // "The AutoShares client").
+    to_the_end(async move {
+        match autoshares.read(caller.user, request_id.as_str()).await {
+            Ok(Some(status)) => HttpResponse::Ok().json(PhoneNumberResponse::from(status)),
+            Ok(None) => ApiError::NoPhoneNumber.error_response(),
+            Err(error) => ApiError::from(error).error_response(),
+        }
+    })
+    .await
 }
 
 /// Remove the user's phone number.

@@ -260,10 +260,8 @@ async fn bind_and_hang_up(app: &TestApp, caller: &Caller, phone: &str, key: &str
     let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(after).await;
-    // SO_LINGER 0: closing sends a reset, as a dropped mobile connection or a balancer does
-    // (with a zero linger, closing never blocks, which is what the deprecation warns of).
-    #[allow(deprecated, reason = "a zero linger resets at once and never blocks")]
-    stream.set_linger(Some(Duration::ZERO)).unwrap();
+    // A zero linger: closing sends a reset, as a dropped mobile connection or a balancer does.
+    stream.set_zero_linger().unwrap();
     drop(stream);
 }
 

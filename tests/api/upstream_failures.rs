@@ -302,7 +302,7 @@ async fn a_trial_whose_caller_hangs_up_does_not_leave_the_circuit_half_open() {
         let active = json!({"PhoneNumber": "+13108904569", "PhoneNumberState": "Active"});
         match n {
             0 => Reply::raw(500, "down"),
-            1 => Reply::json(200, active).after(Duration::from_secs(8)),
+            1 => Reply::json(200, active).after(Duration::from_secs(2)),
             _ => Reply::json(200, active),
         }
     });
@@ -333,7 +333,8 @@ async fn a_trial_whose_caller_hangs_up_does_not_leave_the_circuit_half_open() {
     socket.set_zero_linger().unwrap();
     drop(socket);
 
-    // AutoShares answers at once again: calls recover without a restart.
+    // The trial runs to its end all the same (its caller's going away cancels nothing):
+    // AutoShares' answer closes the circuit, and calls recover without a restart.
     let mut last = None;
     for _ in 0..40 {
         let answer = app.get_phone_number(&caller).await;
@@ -380,4 +381,32 @@ async fn one_failed_login_is_shared_and_the_next_waits_out_a_doubling_backoff() 
         .assert_problem(503, "upstream_unavailable");
     assert_eq!(fake.logins(), 2, "the second backoff is 2 s");
     assert!(fake.phone_calls().is_empty());
+}
+
+#[actix_web::test]
+async fn a_login_whose_request_goes_away_is_finished_and_shared_not_failed() {
+    use tokio::io::AsyncWriteExt;
+    let fake = Scripted::start(
+        |n| Scripted::good_login(n).after(Duration::from_millis(800)),
+        |n, _| active(n),
+    );
+    let app = app_on(&fake, Options::default()).await;
+    let caller = app.linked_caller("sub-1", 1001).await;
+
+    // A read starts the service's login, then its caller resets the connection.
+    let host = app.public.trim_start_matches("http://").to_owned();
+    let request = format!(
+        "GET /v1/me/phone-number HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\r\n",
+        caller.jwt
+    );
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.set_zero_linger().unwrap();
+    drop(stream);
+
+    // Another request meanwhile waits for that login rather than hearing it failed.
+    let answer = app.get_phone_number(&caller).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(fake.logins(), 1, "one login, finished by the service");
 }
