@@ -7,16 +7,12 @@
 use jsonwebtoken::jwk::{
     AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
 };
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
-const RSA: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+/// What an RSA key verifies: RS256, RS384, RS512, PS256, PS384 and PS512.
+pub fn rsa() -> &'static [Algorithm] {
+    AlgorithmFamily::Rsa.algorithms()
+}
 
 /// A key with the algorithms it verifies.
 #[derive(Clone)]
@@ -26,19 +22,18 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// Every algorithm some key may verify.
-    pub const ALGORITHMS: [Algorithm; 10] = [
-        Algorithm::HS256,
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-        Algorithm::ES256,
-        Algorithm::ES384,
-        Algorithm::EdDSA,
-    ];
+    /// Every algorithm some key may verify: HS256, and those of RSA, EC and Ed25519 keys.
+    pub fn algorithms() -> impl Iterator<Item = Algorithm> {
+        static FAMILIES: [AlgorithmFamily; 3] = [
+            AlgorithmFamily::Rsa,
+            AlgorithmFamily::Ec,
+            AlgorithmFamily::Ed,
+        ];
+        let of_keys = FAMILIES
+            .iter()
+            .flat_map(|family| family.algorithms().iter().copied());
+        std::iter::once(Algorithm::HS256).chain(of_keys)
+    }
 
     pub fn hs256(secret: &[u8]) -> Self {
         Self {
@@ -53,7 +48,7 @@ impl VerifyingKey {
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             return Some(Self {
                 key,
-                algorithms: RSA.to_vec(),
+                algorithms: rsa().to_vec(),
             });
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
@@ -84,7 +79,7 @@ impl VerifyingKey {
             return Err("its key_ops do not include verify");
         }
         let of_type: &[Algorithm] = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => RSA,
+            AlgorithmParameters::RSA(_) => rsa(),
             AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
                 &[Algorithm::ES256]
             }

@@ -93,8 +93,7 @@ pub enum AuthSetupError {
 impl Authenticator {
     /// Builds the checks; with a JWKS source, also hands back the set to refresh.
     pub fn new(settings: &AuthSettings) -> Result<(Self, Option<Arc<Jwks>>), AuthSetupError> {
-        let validations = VerifyingKey::ALGORITHMS
-            .into_iter()
+        let validations = VerifyingKey::algorithms()
             .map(|algorithm| {
                 let mut validation = Validation::new(algorithm);
                 validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -324,17 +323,10 @@ mod tests {
             ),
             (
                 with_public_key(rsa_public.as_ref(), dir, "rsa.pem"),
-                [
-                    Algorithm::RS256,
-                    Algorithm::RS384,
-                    Algorithm::RS512,
-                    Algorithm::PS256,
-                    Algorithm::PS384,
-                    Algorithm::PS512,
-                ]
-                .into_iter()
-                .map(|algorithm| (algorithm, rsa_key()))
-                .collect(),
+                keys::rsa()
+                    .iter()
+                    .map(|algorithm| (*algorithm, rsa_key()))
+                    .collect(),
             ),
         ]
     }
