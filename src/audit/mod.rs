@@ -1,25 +1,43 @@
 //! The audit trail (docs/operations.md "Audit trail"): every bind, completion and unbind that passed
 //! authentication and the link lookup, with its outcome, the masked number, its country,
-//! the client address and the request id. Requests only queue an event; one task writes
-//! the queue in batches. While the database cannot take them, events wait in a bounded
-//! queue; when it is full the oldest is forced out and counted in `bff_audit_dropped_total`.
-//! At shutdown the queue is written before the process exits.
+//! the client address and the request id.
+//!
+//! A request about to be sent to AutoShares first has its event committed, with the
+//! outcome `unknown` ([`Audit::before_call`], a group commit), and the outcome written
+//! over it once AutoShares answered ([`Audit::finish`]), before the caller is answered: a
+//! process killed at any moment leaves every call that may have reached AutoShares in the
+//! table. The events of requests refused before that point are only queued, and one task
+//! writes the queue in batches. While the database cannot take them, queued events wait
+//! in a bounded queue; when it is full the oldest is forced out and counted in
+//! `bff_audit_dropped_total`. At shutdown the queue is written before the process exits.
 
+mod group;
 mod store;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::sync::Notify;
 
 use crate::client_address::ClientAddress;
-use crate::identity::LinkStore;
+use crate::identity::{LinkStore, StoreError};
 use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
 use crate::phone::{Country, PhoneNumber};
 
 pub use store::{AuditStore, StoredEvent};
+
+use group::GroupCommit;
+use store::Write;
+
+/// The outcome of an event written before its call, until AutoShares has answered; an
+/// event still `unknown` after its request ended belongs to a process that was killed.
+pub const UNKNOWN: &str = "unknown";
 
 /// Events written in one transaction at most.
 pub const BATCH: usize = 500;
@@ -49,6 +67,23 @@ impl Action {
     }
 }
 
+/// The id of an event written before its call, by which its outcome is written after:
+/// 128 random bits, unique across replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventId(String);
+
+impl EventId {
+    fn new() -> Self {
+        let mut bytes = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// One audited request.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -63,6 +98,8 @@ pub struct Event {
     pub country: Option<Country>,
     pub client_address: ClientAddress,
     pub request_id: String,
+    /// Set once the event is in the database ahead of its call.
+    id: Option<EventId>,
 }
 
 impl Event {
@@ -83,6 +120,7 @@ impl Event {
             country: None,
             client_address: client,
             request_id: request_id.to_owned(),
+            id: None,
         }
     }
 
@@ -99,13 +137,15 @@ fn unix_millis(at: SystemTime) -> i64 {
 }
 
 struct Queue {
-    events: VecDeque<(u64, Event)>,
-    next_seq: u64,
+    writes: VecDeque<(u64, Write)>,
 }
 
 /// The queue and its writer.
 pub struct Audit {
     store: AuditStore,
+    /// The order of writes in this process, kept with each event (the table's `seq`).
+    next_seq: AtomicU64,
+    group: GroupCommit,
     queue: Mutex<Queue>,
     /// Held while a batch is written, so the writer and a shutdown flush never write
     /// the same events twice.
@@ -125,9 +165,10 @@ impl Audit {
     ) -> Self {
         Self {
             store: AuditStore::new(links),
+            next_seq: AtomicU64::new(0),
+            group: GroupCommit::default(),
             queue: Mutex::new(Queue {
-                events: VecDeque::new(),
-                next_seq: 0,
+                writes: VecDeque::new(),
             }),
             writing: tokio::sync::Mutex::new(()),
             capacity,
@@ -141,18 +182,60 @@ impl Audit {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `event` for the writer; never waits for the database.
+    fn seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Commits `event` with the outcome `unknown`, ahead of its call to AutoShares, in a
+    /// transaction shared with the requests that arrive meanwhile. On an error the call
+    /// must not be made; the event is then an ordinary one again, for [`Audit::finish`].
+    pub async fn before_call(&self, event: &mut Event) -> Result<(), StoreError> {
+        let mut ahead = event.clone();
+        ahead.id = Some(EventId::new());
+        ahead.outcome = UNKNOWN.to_owned();
+        let id = ahead.id.clone();
+        self.group
+            .commit(&self.store, &self.metrics, self.seq(), Write::Insert(ahead))
+            .await?;
+        event.id = id;
+        Ok(())
+    }
+
+    /// Writes the outcome of `event`: over its row, before answering, when it was written
+    /// ahead of its call (should that fail, the outcome is queued and the row reads
+    /// `unknown` meanwhile); queued for the writer otherwise.
+    pub async fn finish(&self, event: Event) {
+        let Some(id) = event.id else {
+            return self.record(event);
+        };
+        let outcome = event.outcome;
+        let write = Write::Outcome { id, outcome };
+        if let Err(error) = self
+            .group
+            .commit(&self.store, &self.metrics, self.seq(), write.clone())
+            .await
+        {
+            tracing::warn!(%error, "an audit outcome is queued: the database did not take it");
+            self.queue(write);
+        }
+    }
+
+    /// Queues `event`, whose outcome is known, for the writer; never waits for the database.
     pub fn record(&self, event: Event) {
+        self.queue(Write::Insert(event));
+    }
+
+    fn queue(&self, write: Write) {
         let queued = {
             let mut queue = self.lock();
-            let seq = queue.next_seq;
-            queue.next_seq += 1;
-            queue.events.push_back((seq, event));
-            while queue.events.len() > self.capacity {
-                queue.events.pop_front();
+            // Numbered under the lock, so the queue is in the order of its numbers.
+            let seq = self.seq();
+            queue.writes.push_back((seq, write));
+            while queue.writes.len() > self.capacity {
+                queue.writes.pop_front();
                 self.metrics.audit_dropped();
             }
-            queue.events.len()
+            queue.writes.len()
         };
         self.metrics.audit_queued(queued);
         // The writer waits for the first event and for a whole batch, nothing in between:
@@ -164,26 +247,26 @@ impl Audit {
 
     /// How many events wait to be written.
     pub fn queued(&self) -> usize {
-        self.lock().events.len()
+        self.lock().writes.len()
     }
 
     /// Writes the oldest batch; answers how many events it wrote.
-    async fn write_batch(&self) -> Result<usize, crate::identity::StoreError> {
+    async fn write_batch(&self) -> Result<usize, StoreError> {
         let _writing = self.writing.lock().await;
-        let batch: Vec<(u64, Event)> = self.lock().events.iter().take(BATCH).cloned().collect();
+        let batch: Vec<(u64, Write)> = self.lock().writes.iter().take(BATCH).cloned().collect();
         let Some((last, _)) = batch.last() else {
             return Ok(0);
         };
         let last = *last;
-        self.store.insert(&batch).await?;
+        self.store.write(&batch).await?;
         self.metrics.audit_batch(batch.len());
         let left = {
             let mut queue = self.lock();
             // Events forced out meanwhile are gone from the front already.
-            while queue.events.front().is_some_and(|(seq, _)| *seq <= last) {
-                queue.events.pop_front();
+            while queue.writes.front().is_some_and(|(seq, _)| *seq <= last) {
+                queue.writes.pop_front();
             }
-            queue.events.len()
+            queue.writes.len()
         };
         self.metrics.audit_queued(left);
         Ok(batch.len())
@@ -259,7 +342,7 @@ impl Audit {
         &self,
         subject: &Subject,
         limit: u32,
-    ) -> Result<Vec<StoredEvent>, crate::identity::StoreError> {
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         self.store.history(subject, limit).await
     }
 }

@@ -1,6 +1,8 @@
-//! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch in one
-//! transaction of a few statements, a subject's history newest first, and retention.
+//! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch of new
+//! events and outcomes in one transaction of a few statements, a subject's history newest
+//! first, and retention.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -13,7 +15,14 @@ use crate::identity::{LinkStore, Placeholders, StoreError};
 use crate::ids::Subject;
 use crate::phone::Country;
 
-use super::{Event, unix_millis};
+use super::{Event, EventId, unix_millis};
+
+/// What one transaction writes: new events, and outcomes of events written before their call.
+#[derive(Debug, Clone)]
+pub(super) enum Write {
+    Insert(Event),
+    Outcome { id: EventId, outcome: String },
+}
 
 /// One event as read back (docs/api.md "The operations API" `…/events`).
 #[derive(Debug, Clone, Serialize)]
@@ -37,11 +46,11 @@ pub struct AuditStore {
     many: Arc<str>,
 }
 
-/// Events one `INSERT` writes when the batch has as many left: ten parameters each.
+/// Events one `INSERT` writes when the batch has as many left: eleven parameters each.
 const ROWS_PER_STATEMENT: usize = 50;
 
 /// The columns of an event, in the order `values` binds them.
-const COLUMNS: [&str; 10] = [
+const COLUMNS: [&str; 11] = [
     "at_ms",
     "seq",
     "subject",
@@ -52,6 +61,7 @@ const COLUMNS: [&str; 10] = [
     "country",
     "client_address",
     "request_id",
+    "event_id",
 ];
 
 /// `INSERT … VALUES ($1, …, $10), ($11, …), …` for `rows` events (bare `?` on SQLite).
@@ -67,12 +77,12 @@ fn insert_statement(rows: usize, placeholders: Placeholders) -> Arc<str> {
 }
 
 /// `sql` with the values of `events` bound, in `COLUMNS`' order.
-fn values<'q>(sql: &Arc<str>, events: &'q [(u64, Event)]) -> Query<'q, Any, AnyArguments> {
+fn values<'q>(sql: &Arc<str>, events: &[(u64, &'q Event)]) -> Query<'q, Any, AnyArguments> {
     let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql))).persistent(false);
-    for (seq, event) in events {
+    for &(seq, event) in events {
         query = query
             .bind(unix_millis(event.at))
-            .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
             .bind(event.subject.as_str())
             .bind(event.user.0)
             .bind(event.action.name())
@@ -80,9 +90,20 @@ fn values<'q>(sql: &Arc<str>, events: &'q [(u64, Event)]) -> Query<'q, Any, AnyA
             .bind(event.phone_number.as_deref())
             .bind(event.country.as_ref().map(Country::as_str))
             .bind(event.client_address.to_string())
-            .bind(event.request_id.as_str());
+            .bind(event.request_id.as_str())
+            .bind(event.id.as_ref().map(EventId::as_str));
     }
     query
+}
+
+/// `UPDATE … SET outcome = $1 WHERE event_id IN ($2, …)` for `ids` events.
+fn outcome_statement(ids: usize, placeholders: Placeholders) -> String {
+    let mut sql = "UPDATE audit_events SET outcome = ".to_owned();
+    placeholders.push_list(&mut sql, 1..=1);
+    sql.push_str(" WHERE event_id IN (");
+    placeholders.push_list(&mut sql, 2..=ids + 1);
+    sql.push(')');
+    sql
 }
 
 type Row = (
@@ -104,10 +125,25 @@ impl AuditStore {
         }
     }
 
-    /// Writes `events` all or nothing: `ROWS_PER_STATEMENT` of them a statement, the rest
-    /// one a statement, so a full batch costs a few round trips rather than one an event,
-    /// and only two statements are ever prepared.
-    pub(super) async fn insert(&self, events: &[(u64, Event)]) -> Result<(), StoreError> {
+    /// Writes `writes` all or nothing: new events `ROWS_PER_STATEMENT` a statement (the
+    /// rest one a statement, so only two inserts are ever prepared), then the outcomes, one
+    /// statement for each outcome they name. A whole batch costs a few round trips rather
+    /// than one a write.
+    pub(super) async fn write(&self, writes: &[(u64, Write)]) -> Result<(), StoreError> {
+        let events: Vec<(u64, &Event)> = writes
+            .iter()
+            .filter_map(|(seq, write)| match write {
+                Write::Insert(event) => Some((*seq, event)),
+                Write::Outcome { .. } => None,
+            })
+            .collect();
+        let mut outcomes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (_, write) in writes {
+            if let Write::Outcome { id, outcome } = write {
+                outcomes.entry(outcome).or_default().push(id.as_str());
+            }
+        }
+        let placeholders = self.links.placeholders();
         self.links
             .transaction(async |tx| {
                 for chunk in events.chunks(ROWS_PER_STATEMENT) {
@@ -120,6 +156,14 @@ impl AuditStore {
                                 .await?;
                         }
                     }
+                }
+                for (outcome, ids) in &outcomes {
+                    let sql = outcome_statement(ids.len(), placeholders);
+                    let query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+                    let query = ids
+                        .iter()
+                        .fold(query.bind(*outcome), |query, id| query.bind(*id));
+                    query.execute(&mut *tx).await?;
                 }
                 Ok(())
             })

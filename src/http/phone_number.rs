@@ -109,7 +109,7 @@ pub async fn bind(
                 Ok(number) => {
                     event.number(&number);
                     let from = (&request, &request_id, client);
-                    let steps = bind_steps(&caller, &number, from, &app, &autoshares);
+                    let steps = bind_steps(&caller, &number, from, &app, &autoshares, &mut event);
                     steps.await.unwrap_or_else(|error| error.error_response())
                 }
             },
@@ -118,7 +118,7 @@ pub async fn bind(
         if let Some(quota) = app.limits.user_quota(caller.user).await {
             insert_rate_limit(&mut response, &quota);
         }
-        audited(&app, event, response)
+        audited(&app, event, response).await
     })
     .await
 }
@@ -137,15 +137,25 @@ async fn to_the_end(work: impl Future<Output = HttpResponse> + 'static) -> HttpR
     })
 }
 
-/// Queues the request's audit event with the answer's outcome (docs/operations.md "Audit trail"). A replayed
-/// idempotent answer is the first bind's answer again, not a new event.
-fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
+/// Writes the answer's outcome to the request's audit event (docs/operations.md "Audit
+/// trail"): before the answer leaves when the event was written ahead of its call, else
+/// queued. A replayed idempotent answer is the first bind's answer again, not a new event.
+async fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
     if response.headers().contains_key(IDEMPOTENCY_REPLAYED) {
         return response;
     }
     event.outcome = outcome(&response);
-    app.audit.record(event);
+    app.audit.finish(event).await;
     response
+}
+
+/// Commits the request's audit event before its call to AutoShares: no call without its
+/// record (docs/operations.md "Audit trail").
+async fn audit_before_call(app: &AppState, event: &mut Event) -> Result<(), ApiError> {
+    app.audit
+        .before_call(event)
+        .await
+        .map_err(ApiError::AuditUnavailable)
 }
 
 /// The bind of a valid number, in the order of docs/api.md.
@@ -155,6 +165,7 @@ async fn bind_steps(
     (request, request_id, client): (&HttpRequest, &RequestId, ClientAddress),
     app: &AppState,
     autoshares: &AutoShares,
+    event: &mut Event,
 ) -> Result<HttpResponse, ApiError> {
     let guard = match idempotency_key(request.headers())? {
         None => None,
@@ -167,7 +178,7 @@ async fn bind_steps(
             Idempotent::Fresh(guard) => Some(guard),
         },
     };
-    let outcome = send_bind(caller, number, client, app, autoshares, request_id).await;
+    let outcome = send_bind(caller, number, client, (app, autoshares), request_id, event).await;
     let Some(guard) = guard else {
         return outcome.map(|bound| HttpResponse::Ok().json(bound));
     };
@@ -193,16 +204,22 @@ async fn bind_steps(
     }
 }
 
-/// The limits and abuse rules, then AutoShares, then the sealed token.
+/// The limits and abuse rules, the audit event, then AutoShares, then the sealed token.
 async fn send_bind(
     caller: &LinkedCaller,
     number: &PhoneNumber,
     client: ClientAddress,
-    app: &AppState,
-    autoshares: &AutoShares,
+    (app, autoshares): (&AppState, &AutoShares),
     request_id: &RequestId,
+    event: &mut Event,
 ) -> Result<BindResponse, ApiError> {
     let taken = app.limits.admit_bind(caller.user, number, client).await?;
+    if let Err(error) = audit_before_call(app, event).await {
+        app.limits
+            .give_back(caller.user, number, client, taken)
+            .await;
+        return Err(error);
+    }
     let bound = match autoshares
         .bind(caller.user, number, request_id.as_str())
         .await
@@ -294,7 +311,7 @@ pub async fn complete(
                     |status| HttpResponse::Ok().json(status),
                 ),
         };
-        audited(&app, event, response)
+        audited(&app, event, response).await
     })
     .await
 }
@@ -315,6 +332,10 @@ async fn complete_steps(
     event.number(&verification.phone);
     let code = check_code(&body.code)?;
     let attempt = app.limits.attempt(&verification, now).await?;
+    if let Err(error) = audit_before_call(app, event).await {
+        attempt.settle(Verdict::NotSent).await;
+        return Err(error);
+    }
     let outcome = autoshares
         .complete(
             verification.user,
@@ -401,18 +422,25 @@ pub async fn unbind(
     client: ClientAddress,
 ) -> HttpResponse {
     to_the_end(async move {
-        let event = Event::new(
+        let mut event = Event::new(
             &caller.subject,
             caller.user,
             Action::Unbind,
             client,
             request_id.as_str(),
         );
-        let response = match autoshares.unbind(caller.user, request_id.as_str()).await {
-            Ok(()) => HttpResponse::NoContent().finish(),
-            Err(error) => ApiError::from(error).error_response(),
+        let unbound = match audit_before_call(&app, &mut event).await {
+            Ok(()) => autoshares
+                .unbind(caller.user, request_id.as_str())
+                .await
+                .map_err(ApiError::from),
+            Err(error) => Err(error),
         };
-        audited(&app, event, response)
+        let response = match unbound {
+            Ok(()) => HttpResponse::NoContent().finish(),
+            Err(error) => error.error_response(),
+        };
+        audited(&app, event, response).await
     })
     .await
 }

@@ -8,6 +8,7 @@ mod common;
 mod abuse;
 mod admin;
 mod audit;
+mod audit_before_call;
 mod auth;
 mod bind;
 mod capacity;

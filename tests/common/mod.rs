@@ -144,6 +144,11 @@ impl ServeProcess {
         assert!(sent.success(), "SIGTERM sent");
     }
 
+    /// SIGKILL, as an OOM kill or a lost node: nothing of the process runs after it.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+    }
+
     /// Waits for the process to end and collects its output.
     pub fn finish(mut self) -> Finished {
         let status = self.child.wait().unwrap();

@@ -40,6 +40,7 @@ pub enum ProblemCode {
     UpstreamError,
     UpstreamUnavailable,
     RateLimiterUnavailable,
+    AuditUnavailable,
     UpstreamTimeout,
 }
 
@@ -215,6 +216,11 @@ impl ProblemCode {
                 S::SERVICE_UNAVAILABLE,
                 "Rate limiter unavailable",
                 "The service cannot check its limits right now; try again shortly.",
+            ),
+            C::AuditUnavailable => row(
+                S::SERVICE_UNAVAILABLE,
+                "Audit trail unavailable",
+                "The service cannot record the change right now, so it did not make it; try again shortly.",
             ),
             C::UpstreamTimeout => row(
                 S::GATEWAY_TIMEOUT,

@@ -70,6 +70,8 @@ pub enum ApiError {
         /// The methods the route takes, for the `Allow` header.
         allow: &'static str,
     },
+    #[error("the audit event could not be written before the call")]
+    AuditUnavailable(#[source] crate::identity::StoreError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -95,6 +97,7 @@ impl ApiError {
             Self::Limit(LimitError::AttemptsExhausted { .. }) => C::TooManyAttempts,
             Self::Limit(LimitError::Unavailable) => C::RateLimiterUnavailable,
             Self::Limit(LimitError::TooManyRequests { .. }) => C::TooManyRequests,
+            Self::AuditUnavailable(_) => C::AuditUnavailable,
             Self::PhoneNumberRejected => C::PhoneNumberRejected,
             Self::InvalidCode => C::InvalidCode,
             Self::NoPhoneNumber => C::NoPhoneNumber,

@@ -56,6 +56,7 @@ route_problems!(
         C::IdempotencyKeyReused,
         C::RequestInProgress,
         C::RateLimiterUnavailable,
+        C::AuditUnavailable,
     ]
 );
 route_problems!(
@@ -68,6 +69,7 @@ route_problems!(
         C::InvalidCode,
         C::TooManyAttempts,
         C::RateLimiterUnavailable,
+        C::AuditUnavailable,
     ]
 );
 route_problems!(
@@ -78,7 +80,7 @@ route_problems!(
 route_problems!(
     /// `DELETE /v1/me/phone-number`.
     UnbindProblems = CALLER,
-    &[C::StepUpRequired]
+    &[C::StepUpRequired, C::AuditUnavailable]
 );
 
 /// One response per status, naming every code of the lists that has it.
