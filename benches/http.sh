@@ -23,6 +23,12 @@
 #   BENCH_LOG_LEVEL=warn benches/http.sh   # without the per-request log lines
 #   BENCH_PROFILE=bind:32 benches/http.sh   # also a CPU profile of the service during that
 #       scenario (perf; its top entries are printed at the end)
+#   BENCH_BASELINE=<git revision> benches/http.sh   # instead of the table: bind req/s and
+#       p99 of that revision's build (the baseline, built in a worktree of its own) and of
+#       this tree's, each on a fresh SQLite file and on a fresh PostgreSQL database
+#       (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/bff_bench, which it
+#       drops and creates), bind:32 and bind:512; with the ratio this / baseline. E.g. the
+#       cost of writing each audit event before its call rather than after the answer
 #   BENCH_CALLGRIND=bind benches/http.sh 30   # instead of the table: the service, then the
 #       nginx proxy alone, under callgrind, 4 connections for the given seconds each, and
 #       the instructions each executed per request (read or bind) and their ratio. The
@@ -43,8 +49,49 @@ for tool in nginx wrk python3 ${BENCH_CALLGRIND:+valgrind}; do
   command -v "$tool" >/dev/null || { echo "benches/http.sh needs $tool (apt-get install nginx-light wrk${BENCH_CALLGRIND:+ valgrind})" >&2; exit 2; }
 done
 
-cargo build --release --quiet
-BIN="$CARGO_TARGET_DIR/release/autoshares-bff"
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  BASE_SRC="$(mktemp -d)"
+  trap 'git worktree remove --force "$BASE_SRC" >/dev/null 2>&1 || true; rm -rf "$BASE_SRC"' EXIT
+  git worktree add --quiet --detach "$BASE_SRC" "$BENCH_BASELINE"
+  (cd "$BASE_SRC" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/../baseline-target" cargo build --release --quiet)
+  cargo build --release --quiet
+  POSTGRES="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/bff_bench}"
+  ADMIN_URL="${POSTGRES%/*}/postgres"
+  echo "bind req/s and p99 (ms): $(git rev-parse --short "$BENCH_BASELINE") (baseline) and this tree;" \
+    "${DURATION}s per run; log.level ${BENCH_LOG_LEVEL:-info}"
+  printf '%-9s %-9s %12s %12s %6s %14s %14s\n' database scenario "baseline r/s" "this r/s" ratio \
+    "baseline p99" "this p99"
+  for database in sqlite postgresql; do
+    for scenario in bind:32 bind:512; do
+      declare -A RPS P99
+      for side in baseline this; do
+        if [ "$side" = baseline ]; then bin="$CARGO_TARGET_DIR/../baseline-target/release/autoshares-bff"
+        else bin="$CARGO_TARGET_DIR/release/autoshares-bff"; fi
+        url=""
+        if [ "$database" = postgresql ]; then
+          name="${POSTGRES##*/}"
+          psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null
+          url="$POSTGRES"
+        fi
+        line="$(BENCH_BASELINE='' BENCH_BIN="$bin" BENCH_DATABASE_URL="$url" BENCH_SCENARIOS="$scenario" \
+          "$0" "$DURATION" | awk -v s="$scenario" '$1 == s')"
+        RPS[$side]="$(awk '{ print $3 }' <<<"$line")"
+        P99[$side]="$(awk '{ split($6, l, "/"); print l[2] }' <<<"$line")"
+      done
+      printf '%-9s %-9s %12s %12s %6s %14s %14s\n' "$database" "$scenario" "${RPS[baseline]}" "${RPS[this]}" \
+        "$(awk -v t="${RPS[this]}" -v b="${RPS[baseline]}" 'BEGIN { printf "%.2f", t / b }')" \
+        "${P99[baseline]}" "${P99[this]}"
+    done
+  done
+  exit 0
+fi
+
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN="$BENCH_BIN"
+else
+  cargo build --release --quiet
+  BIN="$CARGO_TARGET_DIR/release/autoshares-bff"
+fi
 WORK="$(mktemp -d)"
 STUB=18181 PROXY=18182 BFF=18183 ADMIN=18184 PROXY_ALONE=18185
 PHONE_PATH=/api/v1.0/users/1001/subscriptions/settings/phonenumber
