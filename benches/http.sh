@@ -255,12 +255,13 @@ per_request_us() {
 peak_rss() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$BFF_PID/status"; }
 reset_peak_rss() { echo 5 > "/proc/$BFF_PID/clear_refs"; }
 
-# The service's counters for the phone-number route, the AutoShares calls and the audit
-# events lost (none may be: each bind is audited), one "series value" a line, to tell how
-# a scenario's requests failed.
+# The service's counters for the phone-number route, the AutoShares calls, the audit
+# events lost (none may be: each bind is audited) and the audit transactions (their
+# count, and the writes they took: events before the call and outcomes after it), one
+# "series value" a line, to tell how a scenario's requests failed and were written.
 counters() {
   curl -fs "http://127.0.0.1:$ADMIN/metrics" |
-    awk '/^bff_(http_requests_total\{.*phone-number|upstream_requests_total|audit_dropped_total)/ { print $1, $2 }'
+    awk '/^bff_(http_requests_total\{.*phone-number|upstream_requests_total|audit_dropped_total|audit_batch_events_(sum|count))/ { print $1, $2 }'
 }
 failures() {
   join -a 2 -e 0 -o '0,1.2,2.2' <(sort "$1") <(sort "$2") |

@@ -197,7 +197,7 @@ impl Metrics {
         let audit_batches = Histogram::new(exponential_buckets(1.0, 5.0, 5));
         registry.register(
             "audit_batch_events",
-            "Audit events per transaction that wrote them",
+            "Audit writes (new events and outcomes) per transaction that wrote them",
             audit_batches.clone(),
         );
         for outcome in ["hit", "miss"] {

@@ -1,9 +1,11 @@
-//! Group commit: the writes that must be in the database before their request goes on
-//! wait for a transaction, and every write that arrived while one ran shares the next.
-//! No task of its own: the first waiter to find no transaction running writes what is
-//! pending (its own write and those of the others), and each other waiter finds its answer
-//! ready when its turn comes. One request alone costs one transaction and no thread hop;
-//! many at once cost about one transaction per round trip, whatever their number.
+//! Group commit: the events that must be in the database before their request goes on
+//! wait for a statement that writes them, and the events that arrive while the statements
+//! the database takes at once are running share the next one. No task of its own: a
+//! waiter that finds a statement free to run writes what is pending (its own event and
+//! those of the others, up to one statement's worth), and each other waiter is answered
+//! when the statement that took its event commits. One request alone costs one statement
+//! and no thread hop; many at once cost about one statement per round trip, whatever
+//! their number.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,56 +14,72 @@ use tokio::sync::oneshot;
 use crate::identity::StoreError;
 use crate::metrics::Metrics;
 
-use super::BATCH;
-use super::store::{AuditStore, Write};
+use super::Event;
+use super::store::{AuditStore, ROWS_PER_STATEMENT};
 
 type Answer = Result<(), Arc<StoreError>>;
 /// A write, its sequence number, and where its answer goes.
-type Waiting = (u64, Write, oneshot::Sender<Answer>);
+type Waiting = (u64, Event, oneshot::Sender<Answer>);
 
-#[derive(Default)]
 pub(super) struct GroupCommit {
     pending: Mutex<Vec<Waiting>>,
-    /// Held while a transaction runs: one at a time, so the writes that arrive meanwhile
-    /// gather for the next.
-    committing: tokio::sync::Mutex<()>,
+    /// One permit per statement that may run at once: while they all run, the writes
+    /// that arrive gather for the next.
+    committing: tokio::sync::Semaphore,
 }
 
 impl GroupCommit {
-    /// Writes `write` in a transaction shared with every write pending with it; answers
-    /// once that transaction committed or failed.
+    pub(super) fn new(store: &AuditStore) -> Self {
+        Self {
+            pending: Mutex::default(),
+            committing: tokio::sync::Semaphore::new(store.concurrent_writes()),
+        }
+    }
+
+    /// Writes `event` in a statement shared with every event pending with it; answers
+    /// once that statement committed or failed.
     pub(super) async fn commit(
         &self,
         store: &AuditStore,
         metrics: &Metrics,
         seq: u64,
-        write: Write,
+        event: Event,
     ) -> Result<(), StoreError> {
         let (done, mut answer) = oneshot::channel();
-        self.lock().push((seq, write, done));
+        self.lock().push((seq, event, done));
         loop {
-            let _turn = self.committing.lock().await;
+            // The answer may come from another's statement while this waits for its turn
+            // to lead one: then it returns at once, and leaves its place in the line.
+            let turn = tokio::select! {
+                biased;
+                answered = &mut answer => return answered_with(answered.ok()),
+                turn = self.committing.acquire() => turn,
+            };
             if let Some(answered) = ready(&mut answer) {
                 return answered;
             }
             let taken: Vec<_> = {
                 let mut pending = self.lock();
-                let count = pending.len().min(BATCH);
+                let count = pending.len().min(ROWS_PER_STATEMENT);
                 pending.drain(..count).collect()
             };
-            let (writes, waiters): (Vec<_>, Vec<_>) = taken
-                .into_iter()
-                .map(|(seq, write, done)| ((seq, write), done))
-                .unzip();
-            let result = store.write(&writes).await.map_err(Arc::new);
-            if result.is_ok() {
-                metrics.audit_batch(writes.len());
+            if taken.is_empty() {
+                // Another statement running at once took this write: its answer will come.
+                drop(turn);
+                return answered_with(answer.await.ok());
             }
-            for waiter in waiters {
+            let events: Vec<(u64, &Event)> = taken.iter().map(|(seq, e, _)| (*seq, e)).collect();
+            let result = store.write(&events).await.map_err(Arc::new);
+            drop(turn);
+            if result.is_ok() {
+                metrics.audit_batch(events.len());
+            }
+            drop(events);
+            for (_, _, waiter) in taken {
                 // A waiter is gone only if its request was cancelled; nothing to tell it.
                 let _ = waiter.send(result.clone());
             }
-            // This write was in the batch unless a whole batch was pending before it.
+            // This write was in the statement unless a whole one was pending before it.
             if let Some(answered) = ready(&mut answer) {
                 return answered;
             }
@@ -73,13 +91,20 @@ impl GroupCommit {
     }
 }
 
-/// The answer to a write, once a transaction took it.
+/// The answer to a write, once a statement took it.
 fn ready(answer: &mut oneshot::Receiver<Answer>) -> Option<Result<(), StoreError>> {
     match answer.try_recv() {
-        Ok(Ok(())) => Some(Ok(())),
-        Ok(Err(error)) => Some(Err(StoreError::Shared(error))),
-        // The transaction that took this write was cancelled: what it wrote is unknown.
-        Err(oneshot::error::TryRecvError::Closed) => Some(Err(StoreError::Timeout)),
+        Ok(answer) => Some(answered_with(Some(answer))),
+        Err(oneshot::error::TryRecvError::Closed) => Some(answered_with(None)),
         Err(oneshot::error::TryRecvError::Empty) => None,
+    }
+}
+
+fn answered_with(answered: Option<Answer>) -> Result<(), StoreError> {
+    match answered {
+        Some(Ok(())) => Ok(()),
+        Some(Err(error)) => Err(StoreError::Shared(error)),
+        // The statement that took this write was cancelled: what it wrote is unknown.
+        None => Err(StoreError::Timeout),
     }
 }

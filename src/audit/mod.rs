@@ -33,7 +33,6 @@ use crate::phone::{Country, PhoneNumber};
 pub use store::{AuditStore, StoredEvent};
 
 use group::GroupCommit;
-use store::Write;
 
 /// The outcome of an event written before its call, until AutoShares has answered; an
 /// event still `unknown` after its request ended belongs to a process that was killed.
@@ -68,15 +67,25 @@ impl Action {
 }
 
 /// The id of an event written before its call, by which its outcome is written after:
-/// 128 random bits, unique across replicas.
+/// 96 random bits drawn once per process, then the process's count of ids. Unique across
+/// replicas, and rising within a process, so each new id goes to the end of the index
+/// (random ids would land on a random page of it each time).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventId(String);
 
 impl EventId {
     fn new() -> Self {
-        let mut bytes = [0u8; 16];
-        aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
-        Self(URL_SAFE_NO_PAD.encode(bytes))
+        static PROCESS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let process = PROCESS.get_or_init(|| {
+            let mut bytes = [0u8; 12];
+            aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
+            URL_SAFE_NO_PAD.encode(bytes)
+        });
+        Self(format!(
+            "{process}{:016x}",
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        ))
     }
 
     fn as_str(&self) -> &str {
@@ -137,7 +146,7 @@ fn unix_millis(at: SystemTime) -> i64 {
 }
 
 struct Queue {
-    writes: VecDeque<(u64, Write)>,
+    events: VecDeque<(u64, Event)>,
 }
 
 /// The queue and its writer.
@@ -163,12 +172,13 @@ impl Audit {
         retention: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let store = AuditStore::new(links);
         Self {
-            store: AuditStore::new(links),
+            group: GroupCommit::new(&store),
+            store,
             next_seq: AtomicU64::new(0),
-            group: GroupCommit::default(),
             queue: Mutex::new(Queue {
-                writes: VecDeque::new(),
+                events: VecDeque::new(),
             }),
             writing: tokio::sync::Mutex::new(()),
             capacity,
@@ -195,47 +205,42 @@ impl Audit {
         ahead.outcome = UNKNOWN.to_owned();
         let id = ahead.id.clone();
         self.group
-            .commit(&self.store, &self.metrics, self.seq(), Write::Insert(ahead))
+            .commit(&self.store, &self.metrics, self.seq(), ahead)
             .await?;
         event.id = id;
         Ok(())
     }
 
-    /// Writes the outcome of `event`: over its row, before answering, when it was written
-    /// ahead of its call (should that fail, the outcome is queued and the row reads
-    /// `unknown` meanwhile); queued for the writer otherwise.
+    /// Writes `event` with its outcome. One written ahead of its call is written again,
+    /// before answering, which replaces `unknown` on its row (should that fail, it is
+    /// queued, and the row reads `unknown` meanwhile); any other is queued for the writer.
     pub async fn finish(&self, event: Event) {
-        let Some(id) = event.id else {
+        if event.id.is_none() {
             return self.record(event);
-        };
-        let outcome = event.outcome;
-        let write = Write::Outcome { id, outcome };
+        }
+        let seq = self.seq();
         if let Err(error) = self
             .group
-            .commit(&self.store, &self.metrics, self.seq(), write.clone())
+            .commit(&self.store, &self.metrics, seq, event.clone())
             .await
         {
             tracing::warn!(%error, "an audit outcome is queued: the database did not take it");
-            self.queue(write);
+            self.record(event);
         }
     }
 
     /// Queues `event`, whose outcome is known, for the writer; never waits for the database.
     pub fn record(&self, event: Event) {
-        self.queue(Write::Insert(event));
-    }
-
-    fn queue(&self, write: Write) {
         let queued = {
             let mut queue = self.lock();
             // Numbered under the lock, so the queue is in the order of its numbers.
             let seq = self.seq();
-            queue.writes.push_back((seq, write));
-            while queue.writes.len() > self.capacity {
-                queue.writes.pop_front();
+            queue.events.push_back((seq, event));
+            while queue.events.len() > self.capacity {
+                queue.events.pop_front();
                 self.metrics.audit_dropped();
             }
-            queue.writes.len()
+            queue.events.len()
         };
         self.metrics.audit_queued(queued);
         // The writer waits for the first event and for a whole batch, nothing in between:
@@ -247,26 +252,27 @@ impl Audit {
 
     /// How many events wait to be written.
     pub fn queued(&self) -> usize {
-        self.lock().writes.len()
+        self.lock().events.len()
     }
 
     /// Writes the oldest batch; answers how many events it wrote.
     async fn write_batch(&self) -> Result<usize, StoreError> {
         let _writing = self.writing.lock().await;
-        let batch: Vec<(u64, Write)> = self.lock().writes.iter().take(BATCH).cloned().collect();
+        let batch: Vec<(u64, Event)> = self.lock().events.iter().take(BATCH).cloned().collect();
         let Some((last, _)) = batch.last() else {
             return Ok(0);
         };
         let last = *last;
-        self.store.write(&batch).await?;
+        let events: Vec<(u64, &Event)> = batch.iter().map(|(seq, e)| (*seq, e)).collect();
+        self.store.write(&events).await?;
         self.metrics.audit_batch(batch.len());
         let left = {
             let mut queue = self.lock();
             // Events forced out meanwhile are gone from the front already.
-            while queue.writes.front().is_some_and(|(seq, _)| *seq <= last) {
-                queue.writes.pop_front();
+            while queue.events.front().is_some_and(|(seq, _)| *seq <= last) {
+                queue.events.pop_front();
             }
-            queue.writes.len()
+            queue.events.len()
         };
         self.metrics.audit_queued(left);
         Ok(batch.len())

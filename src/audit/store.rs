@@ -1,15 +1,12 @@
-//! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch of new
-//! events and outcomes in one transaction of a few statements, a subject's history newest
-//! first, and retention.
+//! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch of events
+//! in one statement, a subject's history newest first, and retention.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AssertSqlSafe};
+use sqlx::{Any, AnyConnection, AssertSqlSafe};
 
 use crate::identity::{LinkStore, Placeholders, StoreError};
 use crate::ids::Subject;
@@ -17,12 +14,9 @@ use crate::phone::Country;
 
 use super::{Event, EventId, unix_millis};
 
-/// What one transaction writes: new events, and outcomes of events written before their call.
-#[derive(Debug, Clone)]
-pub(super) enum Write {
-    Insert(Event),
-    Outcome { id: EventId, outcome: String },
-}
+/// Events one statement writes at most. A statement's cost grows faster than its rows
+/// (on PostgreSQL one of 350 rows took 85 ms, seven of 50 a few); fifty keep it linear.
+pub(super) const ROWS_PER_STATEMENT: usize = 50;
 
 /// One event as read back (docs/api.md "The operations API" `…/events`).
 #[derive(Debug, Clone, Serialize)]
@@ -41,13 +35,7 @@ pub struct StoredEvent {
 #[derive(Clone)]
 pub struct AuditStore {
     links: LinkStore,
-    /// The `INSERT` of one event, and of `ROWS_PER_STATEMENT` events.
-    one: Arc<str>,
-    many: Arc<str>,
 }
-
-/// Events one `INSERT` writes when the batch has as many left: eleven parameters each.
-const ROWS_PER_STATEMENT: usize = 50;
 
 /// The columns of an event, in the order `values` binds them.
 const COLUMNS: [&str; 11] = [
@@ -64,8 +52,10 @@ const COLUMNS: [&str; 11] = [
     "event_id",
 ];
 
-/// `INSERT … VALUES ($1, …, $10), ($11, …), …` for `rows` events (bare `?` on SQLite).
-fn insert_statement(rows: usize, placeholders: Placeholders) -> Arc<str> {
+/// `INSERT … VALUES ($1, …, $11), ($12, …), … ON CONFLICT …` for `rows` events (bare `?` on
+/// SQLite): an event written before its call is written again with its outcome, which
+/// then replaces `unknown` on the row of its `event_id`.
+fn insert_statement(rows: usize, placeholders: Placeholders) -> String {
     let mut sql = format!("INSERT INTO audit_events ({}) VALUES ", COLUMNS.join(", "));
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -73,12 +63,17 @@ fn insert_statement(rows: usize, placeholders: Placeholders) -> Arc<str> {
         placeholders.push_list(&mut sql, first..=first + COLUMNS.len() - 1);
         sql.push(')');
     }
-    sql.into()
+    sql.push_str(" ON CONFLICT (event_id) DO UPDATE SET outcome = excluded.outcome");
+    sql
 }
 
-/// `sql` with the values of `events` bound, in `COLUMNS`' order.
-fn values<'q>(sql: &Arc<str>, events: &[(u64, &'q Event)]) -> Query<'q, Any, AnyArguments> {
-    let mut query = sqlx::query(AssertSqlSafe(Arc::clone(sql))).persistent(false);
+/// The `INSERT` of `events`, their values bound in `COLUMNS`' order.
+fn values<'q>(
+    events: &[(u64, &'q Event)],
+    placeholders: Placeholders,
+) -> Query<'q, Any, AnyArguments> {
+    let sql = insert_statement(events.len(), placeholders);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
     for &(seq, event) in events {
         query = query
             .bind(unix_millis(event.at))
@@ -96,14 +91,18 @@ fn values<'q>(sql: &Arc<str>, events: &[(u64, &'q Event)]) -> Query<'q, Any, Any
     query
 }
 
-/// `UPDATE … SET outcome = $1 WHERE event_id IN ($2, …)` for `ids` events.
-fn outcome_statement(ids: usize, placeholders: Placeholders) -> String {
-    let mut sql = "UPDATE audit_events SET outcome = ".to_owned();
-    placeholders.push_list(&mut sql, 1..=1);
-    sql.push_str(" WHERE event_id IN (");
-    placeholders.push_list(&mut sql, 2..=ids + 1);
-    sql.push(')');
-    sql
+/// `events` in statements of `ROWS_PER_STATEMENT` at most.
+async fn insert_all(
+    connection: &mut AnyConnection,
+    events: &[(u64, &Event)],
+    placeholders: Placeholders,
+) -> Result<(), sqlx::Error> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        values(chunk, placeholders)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
 }
 
 type Row = (
@@ -120,54 +119,40 @@ impl AuditStore {
     pub fn new(links: &LinkStore) -> Self {
         Self {
             links: links.clone(),
-            one: insert_statement(1, links.placeholders()),
-            many: insert_statement(ROWS_PER_STATEMENT, links.placeholders()),
         }
     }
 
-    /// Writes `writes` all or nothing: new events `ROWS_PER_STATEMENT` a statement (the
-    /// rest one a statement, so only two inserts are ever prepared), then the outcomes, one
-    /// statement for each outcome they name. A whole batch costs a few round trips rather
-    /// than one a write.
-    pub(super) async fn write(&self, writes: &[(u64, Write)]) -> Result<(), StoreError> {
-        let events: Vec<(u64, &Event)> = writes
-            .iter()
-            .filter_map(|(seq, write)| match write {
-                Write::Insert(event) => Some((*seq, event)),
-                Write::Outcome { .. } => None,
-            })
-            .collect();
-        let mut outcomes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (_, write) in writes {
-            if let Write::Outcome { id, outcome } = write {
-                outcomes.entry(outcome).or_default().push(id.as_str());
-            }
-        }
+    /// Writes `events` all or nothing: up to `ROWS_PER_STATEMENT` in one statement (on
+    /// SQLite one call to its connection's thread; on PostgreSQL a transaction of its own,
+    /// which through PgBouncer keeps the statement's parse and its execution on one server
+    /// connection), more in one transaction of such statements. A write whose connection
+    /// turned out dead is written again on a live one: writing an event twice leaves one
+    /// row (the `ON CONFLICT` of its id), so the retry is safe even if the first reached
+    /// the database.
+    pub(super) async fn write(&self, events: &[(u64, &Event)]) -> Result<(), StoreError> {
         let placeholders = self.links.placeholders();
-        self.links
-            .transaction(async |tx| {
-                for chunk in events.chunks(ROWS_PER_STATEMENT) {
-                    if chunk.len() == ROWS_PER_STATEMENT {
-                        values(&self.many, chunk).execute(&mut *tx).await?;
-                    } else {
-                        for event in chunk {
-                            values(&self.one, std::slice::from_ref(event))
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                }
-                for (outcome, ids) in &outcomes {
-                    let sql = outcome_statement(ids.len(), placeholders);
-                    let query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
-                    let query = ids
-                        .iter()
-                        .fold(query.bind(*outcome), |query, id| query.bind(*id));
-                    query.execute(&mut *tx).await?;
-                }
-                Ok(())
-            })
-            .await
+        let all_or_nothing = events.len() > ROWS_PER_STATEMENT;
+        let first = if all_or_nothing {
+            let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
+            self.links.transaction(work).await
+        } else {
+            let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
+            self.links.run(work).await
+        };
+        match first {
+            Err(error) if error.connection_lost() => {
+                let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
+                self.links
+                    .run_on_live_connection(all_or_nothing, work)
+                    .await
+            }
+            written => written,
+        }
+    }
+
+    /// How many writes may run at once.
+    pub(super) fn concurrent_writes(&self) -> usize {
+        self.links.concurrent_writes()
     }
 
     /// The `limit` newest events of `subject`, newest first.

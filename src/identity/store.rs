@@ -18,7 +18,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Set for each unit of work's transaction only: a session setting would stay on a pooled
 /// server connection of PgBouncer and reach its other clients.
-const STATEMENT_TIMEOUT: &str = "SET LOCAL statement_timeout = 2000";
+const BEGIN_WITH_TIMEOUT: &str = "BEGIN; SET LOCAL statement_timeout = 2000";
 /// SQLite's page cache of one connection, in KiB (its default is 2 000 KiB, which the audit
 /// trail's writes fill on every connection of the pool; the OS caches the file anyway).
 const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
@@ -27,7 +27,15 @@ const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
 /// with its own page cache, and one file takes one writer at a time: more would cost memory
 /// and buy nothing.
 const POSTGRES_CONNECTIONS: u32 = 10;
+/// The audit trail's writes at once on PostgreSQL, within `POSTGRES_CONNECTIONS`.
+const POSTGRES_CONCURRENT_WRITES: usize = 2;
 const SQLITE_CONNECTIONS: u32 = 6;
+/// With the write-ahead log, a commit is in the operating system's hands when it returns,
+/// and the log is flushed to the disk at checkpoints: a commit survives the process being
+/// killed (what the audit trail's "before the call" guards against), and only a crash of
+/// the machine itself may lose the last ones (docs/operations.md "Audit trail"). Syncing
+/// every commit would cost each bind a flush of its own.
+const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous = NORMAL";
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
@@ -62,6 +70,18 @@ pub enum StoreError {
     /// One statement's failure, answered to each lookup that waited for it.
     #[error(transparent)]
     Shared(std::sync::Arc<StoreError>),
+}
+
+impl StoreError {
+    /// Whether the pooled connection turned out dead (the server, or PgBouncer, restarted
+    /// or dropped it): the database did not refuse the work, the connection failed it.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            Self::Database(error) => matches!(error, sqlx::Error::Io(_) | sqlx::Error::Protocol(_)),
+            Self::Shared(error) => error.connection_lost(),
+            _ => false,
+        }
+    }
 }
 
 /// How a statement's text names its bound values. PostgreSQL takes only `$1, $2, …`.
@@ -130,6 +150,9 @@ impl LinkStore {
                         sqlx::query(SQLITE_CACHE_SIZE)
                             .execute(&mut *connection)
                             .await?;
+                        sqlx::query(SQLITE_SYNCHRONOUS)
+                            .execute(&mut *connection)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -159,6 +182,16 @@ impl LinkStore {
         .await
     }
 
+    /// How many of the audit trail's writes may run at once: SQLite takes one writer at a
+    /// time (another would wait for its lock in sleeps of milliseconds); PostgreSQL
+    /// writes rows in parallel and merges their commits' flushes.
+    pub fn concurrent_writes(&self) -> usize {
+        match self.placeholders {
+            Placeholders::Numbered => POSTGRES_CONCURRENT_WRITES,
+            Placeholders::Bare => 1,
+        }
+    }
+
     /// Runs `work` in one transaction within the client's bound, all or nothing.
     ///
     /// On PostgreSQL the statement timeout is set for that transaction alone, so no state
@@ -179,13 +212,48 @@ impl LinkStore {
         .await
     }
 
-    /// A transaction, with PostgreSQL's statement timeout set for it alone.
+    /// Runs `work` as `run` does (as `transaction` does when `all_or_nothing`), on a
+    /// connection that has just answered a ping: for work worth doing again, after its
+    /// pooled connection turned out dead. The pool's idle connections died with it (a
+    /// restarted server or PgBouncer closes them all) and are reused without a ping while
+    /// the pool is busy; each one found dead here is closed rather than given back.
+    pub async fn run_on_live_connection<T>(
+        &self,
+        all_or_nothing: bool,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        bounded(async {
+            let mut connection = loop {
+                let mut connection = self.pool.acquire().await?;
+                if connection.ping().await.is_ok() {
+                    break connection;
+                }
+                connection.close_on_drop();
+            };
+            if self.placeholders == Placeholders::Numbered {
+                let mut tx = connection.begin_with(BEGIN_WITH_TIMEOUT).await?;
+                let outcome = work(&mut tx).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            } else if all_or_nothing {
+                let mut tx = connection.begin().await?;
+                let outcome = work(&mut tx).await?;
+                tx.commit().await?;
+                Ok(outcome)
+            } else {
+                work(&mut connection).await
+            }
+        })
+        .await
+    }
+
+    /// A transaction, with PostgreSQL's statement timeout set for it alone (in the same
+    /// round trip as its `BEGIN`).
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
         if self.placeholders == Placeholders::Numbered {
-            sqlx::raw_sql(STATEMENT_TIMEOUT).execute(&mut *tx).await?;
+            return self.pool.begin_with(BEGIN_WITH_TIMEOUT).await;
         }
-        Ok(tx)
+        self.pool.begin().await
     }
 
     /// Applies the embedded migrations that have not run yet (docs/operations.md

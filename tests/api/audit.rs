@@ -462,7 +462,13 @@ async fn events_ahead_of_their_calls_share_transactions_and_take_their_outcomes(
     assert_eq!(stored.len(), CONCURRENT);
     assert!(stored.iter().all(|e| e.outcome == "unknown"), "{stored:?}");
 
-    let outcome = |i: usize| if i % 3 == 0 { "upstream_timeout" } else { "ok" };
+    let outcome = |i: usize| {
+        if i.is_multiple_of(3) {
+            "upstream_timeout"
+        } else {
+            "ok"
+        }
+    };
     let finished = events.into_iter().enumerate().map(|(i, mut event)| {
         let audit = Arc::clone(&audit);
         event.outcome = outcome(i).to_owned();
