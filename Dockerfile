@@ -1,7 +1,9 @@
-# syntax=docker/dockerfile:1
 # autoshares-bff: a production image without the sandbox feature.
 #   docker build -t autoshares-bff .
 #   docker run --rm -p 8080:8080 -p 9090:9090 -e BFF__UPSTREAM__BASE_URL=... autoshares-bff
+# No `# syntax=` line: the builder's own Dockerfile frontend is used, so a builder that
+# cannot reach a registry needs only the two base images below. tests/container/run.sh
+# builds the runtime stage with podman and runs it as the Helm chart does.
 
 ARG RUST_VERSION=1.95
 

@@ -53,7 +53,32 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* The Secret's keys as files where config/production.toml reads them. */}}
+{{/* Where the Secret's keys are mounted, as files. */}}
+{{- define "bff.secretsDir" -}}
+/var/run/secrets/autoshares-bff
+{{- end -}}
+
+{{/*
+The service's configuration: the values' `config`, plus what the chart decides itself:
+the shutdown grace (from `shutdown`, so that the pod's termination grace period is
+computed from the same number), and the files of the optional secrets that are mounted.
+The required ones are named by the image's config/production.toml.
+*/}}
+{{- define "bff.config" -}}
+{{- $config := deepCopy .Values.config -}}
+{{- $dir := include "bff.secretsDir" . -}}
+{{- $_ := set $config "server" (merge (dict "shutdown_grace_s" .Values.shutdown.graceSeconds) (default (dict) $config.server)) -}}
+{{- if .Values.secrets.keys.redisUrl -}}
+{{- $_ := set $config "redis" (merge (dict "url_file" (printf "%s/redis-url" $dir)) (default (dict) $config.redis)) -}}
+{{- end -}}
+{{- if .Values.secrets.keys.adminToken -}}
+{{- $_ := set $config "admin" (merge (dict "token_file" (printf "%s/admin-token" $dir)) (default (dict) $config.admin)) -}}
+{{- end -}}
+{{- toPrettyJson $config -}}
+{{- end -}}
+
+{{/* The Secret's keys as files: the required ones where config/production.toml reads
+them, the optional ones where bff.config points. */}}
 {{- define "bff.secretVolume" -}}
 - name: secrets
   secret:

@@ -320,6 +320,24 @@ mod tests {
     }
 
     #[test]
+    fn a_json_file_is_a_layer_like_a_toml_one() {
+        // What the Helm chart renders: its values as JSON, whose numbers stay integers.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(
+            &file,
+            r#"{"upstream": {"timeout_ms": 4000}, "rate_limit": {"verify_attempts": 3},
+                "abuse": {"country_budgets": {"*": "100/hour"}}}"#,
+        )
+        .unwrap();
+        let mut sources = minimal();
+        sources.file = Some(file);
+        let settings = Settings::load(&sources).unwrap();
+        assert_eq!(settings.upstream.timeout, Duration::from_millis(4000));
+        assert_eq!(settings.rate_limit.verify_attempts, 3);
+    }
+
+    #[test]
     fn whole_numbers_written_as_floats_are_read() {
         // Helm's toToml writes every YAML number as a float: `timeout_ms = 4000.0`.
         let dir = tempfile::tempdir().unwrap();
