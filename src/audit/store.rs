@@ -132,18 +132,16 @@ impl AuditStore {
     pub(super) async fn write(&self, events: &[(u64, &Event)]) -> Result<(), StoreError> {
         let placeholders = self.links.placeholders();
         let all_or_nothing = events.len() > ROWS_PER_STATEMENT;
+        let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
         let first = if all_or_nothing {
-            let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
-            self.links.transaction(work).await
+            self.links.transaction(&work).await
         } else {
-            let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
-            self.links.run(work).await
+            self.links.run(&work).await
         };
         match first {
             Err(error) if error.connection_lost() => {
-                let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
                 self.links
-                    .run_on_live_connection(all_or_nothing, work)
+                    .run_on_live_connection(all_or_nothing, &work)
                     .await
             }
             written => written,

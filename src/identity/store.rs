@@ -230,19 +230,14 @@ impl LinkStore {
                 }
                 connection.close_on_drop();
             };
-            if self.placeholders == Placeholders::Numbered {
-                let mut tx = connection.begin_with(BEGIN_WITH_TIMEOUT).await?;
-                let outcome = work(&mut tx).await?;
-                tx.commit().await?;
-                Ok(outcome)
-            } else if all_or_nothing {
-                let mut tx = connection.begin().await?;
-                let outcome = work(&mut tx).await?;
-                tx.commit().await?;
-                Ok(outcome)
-            } else {
-                work(&mut connection).await
-            }
+            let mut tx = match self.placeholders {
+                Placeholders::Numbered => connection.begin_with(BEGIN_WITH_TIMEOUT).await?,
+                Placeholders::Bare if all_or_nothing => connection.begin().await?,
+                Placeholders::Bare => return work(&mut connection).await,
+            };
+            let outcome = work(&mut tx).await?;
+            tx.commit().await?;
+            Ok(outcome)
         })
         .await
     }

@@ -15,17 +15,14 @@ use serde_json::Value;
 use sqlx::Row as _;
 
 use crate::helpers::{
-    ADMIN_TOKEN, Options, TcpProxy, TestDatabase, audit_events, sample, spawn_with,
+    ADMIN_TOKEN, Options, TcpProxy, TestDatabase, audit_events, connect, sample, spawn_with,
 };
 
 const PHONE: &str = "+13108904569";
 
 /// Every text stored in the audit table, for looking for what must not be there.
 async fn stored_text(url: &str) -> String {
-    sqlx::any::install_default_drivers();
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
+    let mut connection = connect(url).await;
     let rows = sqlx::query(
         "SELECT subject, action, outcome, phone_number, country, client_address, request_id \
          FROM audit_events",
@@ -141,6 +138,20 @@ async fn on_postgresql_a_flow_leaves_its_four_events_in_order() {
     a_flow_leaves_its_four_events_in_order(database).await;
 }
 
+/// An audit trail on `database`, migrated, with a queue of `capacity`, and its metrics.
+async fn audit_on(database: &TestDatabase, capacity: usize) -> (Arc<Audit>, Arc<Metrics>) {
+    let links = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
+    links.migrate().await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let audit = Audit::new(
+        &links,
+        capacity,
+        Duration::from_secs(86_400),
+        Arc::clone(&metrics),
+    );
+    (Arc::new(audit), metrics)
+}
+
 /// The address of a caller that reached the service with no proxy in between.
 fn direct_client() -> ClientAddress {
     TrustedProxies::default().client_of("192.0.2.7".parse().unwrap(), std::iter::empty())
@@ -151,14 +162,7 @@ fn direct_client() -> ClientAddress {
 const BURST: usize = 1007;
 
 async fn a_burst_longer_than_a_batch_is_written_whole_in_order(database: TestDatabase) {
-    let links = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
-    links.migrate().await.unwrap();
-    let audit = Audit::new(
-        &links,
-        BURST,
-        Duration::from_secs(86_400),
-        Arc::new(Metrics::new()),
-    );
+    let (audit, _) = audit_on(&database, BURST).await;
     let client = direct_client();
     let subject = Subject::new("sub-burst");
     let number = PhoneNumber::from_trusted_e164(PHONE.to_owned());
@@ -232,15 +236,7 @@ const PER_TICK: usize = 4;
 #[actix_web::test]
 async fn a_steady_stream_of_events_is_written_a_batch_per_linger() {
     let database = TestDatabase::sqlite().await;
-    let links = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
-    links.migrate().await.unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let audit = Arc::new(Audit::new(
-        &links,
-        STREAM,
-        Duration::from_secs(86_400),
-        Arc::clone(&metrics),
-    ));
+    let (audit, metrics) = audit_on(&database, STREAM).await;
     let writer = actix_web::rt::spawn(Arc::clone(&audit).run());
     let subject = Subject::new("sub-stream");
     let started = Instant::now();
@@ -377,10 +373,7 @@ async fn events_past_the_retention_are_deleted_and_newer_ones_kept() {
     audit_events(&first, "sub-1", 1).await;
     // An event of two days ago.
     let two_days_ago = (crate::helpers::now() - 2 * 86_400) * 1000;
-    sqlx::any::install_default_drivers();
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
+    let mut connection = connect(&url).await;
     sqlx::query(
         "INSERT INTO audit_events (at_ms, seq, subject, autoshares_user_id, action, outcome, \
          request_id) VALUES ($1, 0, 'sub-old', 1002, 'bind', 'ok', 'old-request')",
@@ -422,15 +415,7 @@ const CONCURRENT: usize = 100;
 #[actix_web::test]
 async fn events_ahead_of_their_calls_share_transactions_and_take_their_outcomes() {
     let database = TestDatabase::sqlite().await;
-    let links = LinkStore::connect_lazy(&SecretString::from(database.url.clone())).unwrap();
-    links.migrate().await.unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let audit = Arc::new(Audit::new(
-        &links,
-        CONCURRENT,
-        Duration::from_secs(86_400),
-        Arc::clone(&metrics),
-    ));
+    let (audit, metrics) = audit_on(&database, CONCURRENT).await;
     let subject = Subject::new("sub-group");
     let ahead = (0..CONCURRENT).map(|i| {
         let audit = Arc::clone(&audit);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::{ServeProcess, claim_jwt, claim_serve_env};
-use crate::helpers::{Options, Reply, Scripted, TestDatabase, spawn_with};
+use crate::helpers::{Options, Reply, Scripted, TestDatabase, connect, spawn_with};
 
 const PHONE: &str = "+13108904569";
 
@@ -35,10 +35,7 @@ fn slow_autoshares() -> Scripted {
 
 /// Every event in the database at `url`: its request id and outcome.
 async fn stored_events(url: &str) -> Vec<(String, String)> {
-    sqlx::any::install_default_drivers();
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
+    let mut connection = connect(url).await;
     sqlx::query_as("SELECT request_id, outcome FROM audit_events")
         .fetch_all(&mut connection)
         .await
@@ -192,10 +189,7 @@ async fn on_postgresql_a_killed_process_leaves_an_event_for_every_call_autoshare
 /// Makes the database at `url` refuse every new audit event, as a full disk or a
 /// read-only database would, while it still reads.
 async fn refuse_audit_events(url: &str) {
-    sqlx::any::install_default_drivers();
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
+    let mut connection = connect(url).await;
     let statements: &[&str] = if url.starts_with("sqlite:") {
         &["CREATE TRIGGER refuse BEFORE INSERT ON audit_events \
            BEGIN SELECT RAISE(ABORT, 'refused'); END"]
@@ -255,9 +249,7 @@ async fn a_database_that_refuses_the_event_stops_the_call(database: TestDatabase
 
     // The refused binds took no quota, and the code no attempt: with the database back,
     // the second bind of two and the completion go through.
-    let mut connection = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
+    let mut connection = connect(&url).await;
     let drop = if url.starts_with("sqlite:") {
         "DROP TRIGGER refuse"
     } else {

@@ -53,3 +53,11 @@ impl TestDatabase {
         }
     }
 }
+
+/// A connection of the test's own to the database at `url`, beside the service's.
+pub async fn connect(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    <sqlx::AnyConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap()
+}

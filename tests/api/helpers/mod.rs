@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 
 pub use app::*;
-pub use database::TestDatabase;
+pub use database::{TestDatabase, connect};
 pub use poll::{audit_events, wait_for_status};
 pub use proxy::TcpProxy;
 pub use raw::RawUpstream;
