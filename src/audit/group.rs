@@ -69,7 +69,8 @@ impl GroupCommit {
                 return answered_with(answer.await.ok());
             }
             let events: Vec<(u64, &Event)> = taken.iter().map(|(seq, e, _)| (*seq, e)).collect();
-            let result = store.write(&events).await.map_err(Arc::new);
+            // Boxed: the database client's future is kilobytes, and only a leader needs it.
+            let result = Box::pin(store.write(&events)).await.map_err(Arc::new);
             drop(turn);
             if result.is_ok() {
                 metrics.audit_batch(events.len());
