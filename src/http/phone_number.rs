@@ -131,7 +131,8 @@ pub async fn bind(
 async fn to_the_end(work: impl Future<Output = HttpResponse> + 'static) -> HttpResponse {
     use tracing::Instrument as _;
     let id = super::request_id::current().unwrap_or_default();
-    let work = super::request_id::within(id, work).instrument(tracing::Span::current());
+    // On the heap before it is wrapped and spawned: each wrapper would copy it whole.
+    let work = super::request_id::within(id, Box::pin(work)).instrument(tracing::Span::current());
     actix_web::rt::spawn(work).await.unwrap_or_else(|_| {
         ApiError::Internal("a request's task ended early".into()).error_response()
     })

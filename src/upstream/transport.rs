@@ -15,6 +15,7 @@ use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
 use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::telemetry;
 
@@ -59,7 +60,9 @@ impl AutoShares {
             started: Instant::now(),
             sent_at: Cell::new(None),
         };
-        let attempt = self.call_with_login(call, request_id, &sending);
+        // Boxed: the HTTP client's futures take kilobytes, and every future that awaits a
+        // call is moved whole at least once (a request's, when it is spawned).
+        let attempt = Box::pin(self.call_with_login(call, request_id, &sending));
         match tokio::time::timeout(deadline, attempt).await {
             Ok(result) => result,
             Err(_) => Err(self.timed_out(call.endpoint, deadline, &sending)),
@@ -244,7 +247,6 @@ impl AutoShares {
             "otel.kind" = "client",
             "otel.name" = endpoint,
             upstream_endpoint = endpoint,
-            "http.response.status_code" = tracing::field::Empty,
         );
         let request = telemetry::trace_headers(&span)
             .into_iter()
@@ -253,7 +255,11 @@ impl AutoShares {
         sending.sent_at.set(Some(started));
         let result = read_answer(request).instrument(span.clone()).await;
         if let Ok(answer) = &result {
-            span.record("http.response.status_code", answer.status.as_u16());
+            // For the exported span only: no log line is written within it.
+            span.set_attribute(
+                "http.response.status_code",
+                i64::from(answer.status.as_u16()),
+            );
         }
         trial.armed = false;
         let success = matches!(&result, Ok(answer) if !answer.status.is_server_error());

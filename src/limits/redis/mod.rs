@@ -475,26 +475,35 @@ impl RedisLimits {
 
     /// Runs a script within the bound. After a failure the connector may look for its
     /// node anew (a Sentinel failover).
+    ///
+    /// The Redis client's futures take kilobytes: boxed here, every future that awaits a
+    /// limit stays small, and so does each request's (moved whole when it is spawned).
     async fn invoke<T: FromRedisValue>(
         &self,
         call: &ScriptInvocation<'_>,
     ) -> Result<T, RedisLimitError> {
-        let mut connection = self.connector.connection().await?;
-        let result = timed(call.invoke_async(&mut connection)).await;
-        if result.is_err() {
-            self.connector.failed().await;
-        }
-        result
+        Box::pin(async {
+            let mut connection = self.connector.connection().await?;
+            let result = timed(call.invoke_async(&mut connection)).await;
+            if result.is_err() {
+                self.connector.failed().await;
+            }
+            result
+        })
+        .await
     }
 
     /// Runs one command within the bound, as `invoke` does.
     async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisLimitError> {
-        let mut connection = self.connector.connection().await?;
-        let result = timed(command.query_async(&mut connection)).await;
-        if result.is_err() {
-            self.connector.failed().await;
-        }
-        result
+        Box::pin(async {
+            let mut connection = self.connector.connection().await?;
+            let result = timed(command.query_async(&mut connection)).await;
+            if result.is_err() {
+                self.connector.failed().await;
+            }
+            result
+        })
+        .await
     }
 }
 
