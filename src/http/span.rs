@@ -9,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{HttpMessage, web};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::metrics::Metrics;
 use crate::telemetry;
@@ -31,8 +32,6 @@ impl RootSpanBuilder for RequestSpan {
             method = %request.method(),
             trace_id = tracing::field::Empty,
             "otel.kind" = "server",
-            "http.route" = tracing::field::Empty,
-            "http.response.status_code" = tracing::field::Empty,
         );
         let headers = request.headers();
         telemetry::continue_trace(&span, |name| headers.get(name)?.to_str().ok());
@@ -66,9 +65,10 @@ impl RootSpanBuilder for RequestSpan {
         span.in_scope(|| {
             tracing::info!(route = %route, status, latency_ms, client_address, "request finished");
         });
-        // For the exported span only: the closing line above already said it.
+        // For the exported span only (the closing line above already said it): set on it
+        // directly, not recorded as fields that the log layer would format for no line.
         telemetry::rename(&span, format!("{} {route}", request.method()));
-        span.record("http.route", route.as_str());
-        span.record("http.response.status_code", status);
+        span.set_attribute("http.route", route);
+        span.set_attribute("http.response.status_code", i64::from(status));
     }
 }
