@@ -29,6 +29,11 @@
 #       (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/bff_bench, which it
 #       drops and creates), bind:32 and bind:512; with the ratio this / baseline. E.g. the
 #       cost of writing each audit event before its call rather than after the answer
+#   BENCH_COLD=read benches/http.sh   # instead of the table: the service's first 1 000
+#       requests (read or bind, 32 connections) from the moment it is ready, nothing warmed
+#       (no connection to AutoShares, no service token, no link cached), then the steady
+#       state (a run of the given seconds, after a warm-up run of as many); the p50/p99 of
+#       each and their ratio first / steady, the figure for a pod the autoscaler just added
 #   BENCH_CALLGRIND=bind benches/http.sh 30   # instead of the table: the service, then the
 #       nginx proxy alone, under callgrind, 4 connections for the given seconds each, and
 #       the instructions each executed per request (read or bind) and their ratio. The
@@ -267,6 +272,35 @@ failures() {
   join -a 2 -e 0 -o '0,1.2,2.2' <(sort "$1") <(sort "$2") |
     awk '$3 - $2 > 0 && $1 !~ /status="200"/ { printf "  %s +%d\n", $1, $3 - $2 }'
 }
+
+if [ -n "${BENCH_COLD:-}" ]; then
+  case "$BENCH_COLD" in read) method=GET ;; bind) method=PUT ;; *) echo "BENCH_COLD is read or bind" >&2; exit 2 ;; esac
+  # The same requests, each of wrk's two threads stopping after its half of the first 1 000.
+  { cat "$WORK/load.lua"
+    cat <<'LUA'
+local served = 0
+function response()
+  served = served + 1
+  if served >= 500 then wrk.thread:stop() end
+end
+LUA
+  } > "$WORK/first.lua"
+  url="http://127.0.0.1:$BFF/v1/me/phone-number"
+  read -r _ f_p50 f_p99 f_err f_total < <(wrk -t2 -c32 -d60s --timeout 10s --latency -s "$WORK/first.lua" "$url" \
+    -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt" | awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } / requests in / { total = $1 }
+    /Non-2xx/ { bad += $NF } /Socket errors/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+    END { printf "0 %.2f %.2f %d %d\n", p50, p99, bad, total }')
+  measure "$url" "$method" 32 >/dev/null
+  read -r s_rps s_p50 s_p99 s_err _ < <(measure "$url" "$method" 32)
+  echo "cold start, $BENCH_COLD, 32 connections: the first requests after ready, then ${DURATION}s of steady state"
+  printf '%-8s %9s %9s %9s %7s\n' run requests "p50 ms" "p99 ms" errors
+  printf '%-8s %9s %9s %9s %7s\n' first "$f_total" "$f_p50" "$f_p99" "$f_err"
+  printf '%-8s %9s %9s %9s %7s\n' steady "$s_rps/s" "$s_p50" "$s_p99" "$s_err"
+  echo "p99 first / steady: $(ratio "$f_p99" "$s_p99")"
+  exit 0
+fi
 
 # Warm both sides (connections, the service token, the link cache of one user).
 TOKEN="$(head -n 1 "$WORK/tokens.txt")"
