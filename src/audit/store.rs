@@ -67,74 +67,42 @@ fn insert_statement(rows: usize, placeholders: Placeholders) -> String {
     sql
 }
 
-/// The row counts of the statements a batch is written in, where statements stay prepared
-/// (SQLite): a batch is cut greedily into these, so a connection keeps six statements,
-/// not one per batch size.
-const KEPT_SHAPES: [usize; 6] = [ROWS_PER_STATEMENT, 20, 10, 5, 2, 1];
-
-/// How a batch of events is written: how its values are named, and whether its statements
-/// stay prepared (`LinkStore::keeps_statements`).
-#[derive(Clone, Copy)]
-struct Statements {
+/// The `INSERT` of `events`, their values bound in `COLUMNS`' order.
+fn values<'q>(
+    events: &[(u64, &'q Event)],
     placeholders: Placeholders,
-    kept: bool,
+) -> Query<'q, Any, AnyArguments> {
+    let sql = insert_statement(events.len(), placeholders);
+    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+    for &(seq, event) in events {
+        query = query
+            .bind(unix_millis(event.at))
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(event.subject.as_str())
+            .bind(event.user.0)
+            .bind(event.action.name())
+            .bind(event.outcome.as_str())
+            .bind(event.phone_number.as_deref())
+            .bind(event.country.as_ref().map(Country::as_str))
+            .bind(event.client_address.to_string())
+            .bind(event.request_id.as_str())
+            .bind(event.id.as_ref().map(EventId::as_str));
+    }
+    query
 }
 
-impl Statements {
-    /// The row counts of the statements that write `events` events, largest first.
-    fn rows(self, events: usize) -> impl Iterator<Item = usize> {
-        let shapes: &[usize] = if self.kept {
-            &KEPT_SHAPES
-        } else {
-            &[ROWS_PER_STATEMENT]
-        };
-        let mut left = events;
-        std::iter::from_fn(move || {
-            let rows = if self.kept {
-                *shapes.iter().find(|&&rows| rows <= left)?
-            } else {
-                left.min(ROWS_PER_STATEMENT)
-            };
-            left -= rows;
-            (rows > 0).then_some(rows)
-        })
+/// `events` in statements of `ROWS_PER_STATEMENT` at most.
+async fn insert_all(
+    connection: &mut AnyConnection,
+    events: &[(u64, &Event)],
+    placeholders: Placeholders,
+) -> Result<(), sqlx::Error> {
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        values(chunk, placeholders)
+            .execute(&mut *connection)
+            .await?;
     }
-
-    /// The `INSERT` of `events`, their values bound in `COLUMNS`' order.
-    fn values<'q>(self, events: &[(u64, &'q Event)]) -> Query<'q, Any, AnyArguments> {
-        let sql = insert_statement(events.len(), self.placeholders);
-        let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(self.kept);
-        for &(seq, event) in events {
-            query = query
-                .bind(unix_millis(event.at))
-                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-                .bind(event.subject.as_str())
-                .bind(event.user.0)
-                .bind(event.action.name())
-                .bind(event.outcome.as_str())
-                .bind(event.phone_number.as_deref())
-                .bind(event.country.as_ref().map(Country::as_str))
-                .bind(event.client_address.to_string())
-                .bind(event.request_id.as_str())
-                .bind(event.id.as_ref().map(EventId::as_str));
-        }
-        query
-    }
-
-    /// Writes `events` in the statements of `rows`.
-    async fn insert_all(
-        self,
-        connection: &mut AnyConnection,
-        events: &[(u64, &Event)],
-    ) -> Result<(), sqlx::Error> {
-        let mut rest = events;
-        for rows in self.rows(events.len()) {
-            let (these, after) = rest.split_at(rows);
-            self.values(these).execute(&mut *connection).await?;
-            rest = after;
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 type Row = (
@@ -154,21 +122,17 @@ impl AuditStore {
         }
     }
 
-    /// Writes `events` all or nothing: in one statement where one holds them (on SQLite
-    /// one call to its connection's thread; on PostgreSQL a transaction of its own, which
-    /// through PgBouncer keeps the statement's parse and its execution on one server
-    /// connection), else in one transaction of such statements: on PostgreSQL of
-    /// `ROWS_PER_STATEMENT` rows at most, on SQLite of the kept shapes. A write whose connection
+    /// Writes `events` all or nothing: up to `ROWS_PER_STATEMENT` in one statement (on
+    /// SQLite one call to its connection's thread; on PostgreSQL a transaction of its own,
+    /// which through PgBouncer keeps the statement's parse and its execution on one server
+    /// connection), more in one transaction of such statements. A write whose connection
     /// turned out dead is written again on a live one: writing an event twice leaves one
     /// row (the `ON CONFLICT` of its id), so the retry is safe even if the first reached
     /// the database.
     pub(super) async fn write(&self, events: &[(u64, &Event)]) -> Result<(), StoreError> {
-        let statements = Statements {
-            placeholders: self.links.placeholders(),
-            kept: self.links.keeps_statements(),
-        };
-        let all_or_nothing = statements.rows(events.len()).nth(1).is_some();
-        let work = async |c: &mut AnyConnection| statements.insert_all(c, events).await;
+        let placeholders = self.links.placeholders();
+        let all_or_nothing = events.len() > ROWS_PER_STATEMENT;
+        let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
         let first = if all_or_nothing {
             self.links.transaction(&work).await
         } else {
@@ -232,35 +196,5 @@ impl AuditStore {
             .run(async |c| query.execute(c).await)
             .await?
             .rows_affected())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rows(kept: bool, events: usize) -> Vec<usize> {
-        let statements = Statements {
-            placeholders: Placeholders::Bare,
-            kept,
-        };
-        statements.rows(events).collect()
-    }
-
-    #[test]
-    fn kept_statements_come_in_six_shapes_and_unnamed_ones_in_fifties() {
-        assert_eq!(rows(true, 1), [1]);
-        assert_eq!(rows(true, 17), [10, 5, 2]);
-        assert_eq!(rows(true, 49), [20, 20, 5, 2, 2]);
-        assert_eq!(rows(true, 120), [50, 50, 20]);
-        assert_eq!(rows(false, 17), [17]);
-        assert_eq!(rows(false, 120), [50, 50, 20]);
-        assert!(rows(true, 0).is_empty() && rows(false, 0).is_empty());
-        for events in 0..=200 {
-            let kept = rows(true, events);
-            assert_eq!(kept.iter().sum::<usize>(), events, "{events}");
-            assert!(kept.iter().all(|rows| KEPT_SHAPES.contains(rows)));
-            assert_eq!(rows(false, events).iter().sum::<usize>(), events);
-        }
     }
 }

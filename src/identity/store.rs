@@ -166,15 +166,6 @@ impl LinkStore {
         self.placeholders
     }
 
-    /// Whether a statement stays prepared on its connection for the next time: on SQLite,
-    /// whose connections are this process's own, so a frequent statement is parsed once
-    /// per connection; not on PostgreSQL, whose connections may be PgBouncer's, where a
-    /// named statement could be left on a server connection for another client to trip on
-    /// (`transaction`).
-    pub fn keeps_statements(&self) -> bool {
-        self.placeholders == Placeholders::Bare
-    }
-
     /// Runs `work` within the client's bound: on PostgreSQL as one `transaction`, on
     /// SQLite on a pooled connection.
     pub async fn run<T>(
@@ -293,7 +284,7 @@ impl LinkStore {
         let id: Option<i64> = self
             .run(async |c| {
                 sqlx::query_scalar("SELECT autoshares_user_id FROM user_links WHERE subject = $1")
-                    .persistent(self.keeps_statements())
+                    .persistent(false)
                     .bind(subject.as_str())
                     .fetch_optional(c)
                     .await
@@ -314,8 +305,8 @@ impl LinkStore {
         // The statement's text varies only in its count of placeholders; every subject is a
         // bound value. (sqlx's QueryBuilder writes `?` for the Any driver, which PostgreSQL
         // does not take.)
-        let statement = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.as_str()))
-            .persistent(self.keeps_statements());
+        let statement =
+            sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
         let query = subjects
             .iter()
             .fold(statement, |query, subject| query.bind(subject.as_str()));
