@@ -17,7 +17,6 @@
 //! nothing. Only spans are exported, never log events, so no attribute holds more than the
 //! span's own fields (route, status, endpoint, request id).
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufWriter;
 use std::time::{Duration, SystemTime};
@@ -357,29 +356,50 @@ where
             .map(|scope| scope.from_root().collect())
             .unwrap_or_default();
         let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
-        let mut line: BTreeMap<&str, Entry<'_>> = BTreeMap::new();
+        // The line's members in the order in which a later one of a name wins: the spans'
+        // from the root, then the event's own, then the line's own.
+        let mut line: Vec<(&str, Entry<'_>)> = Vec::with_capacity(16);
+        line.push(("message", Entry::Value("".into())));
         for extension in &extensions {
             let Some(fields) = extension.get::<FormattedFields<N>>() else {
                 continue;
             };
-            if let Ok(map) = serde_json::from_str::<BTreeMap<&str, &RawValue>>(fields) {
+            if let Ok(RawMembers(members)) = serde_json::from_str::<RawMembers<'_>>(fields) {
                 // `otel.*` fields steer the exported span; they are not log content.
-                let content = map.into_iter().filter(|(key, _)| !key.starts_with("otel."));
+                let content = members
+                    .into_iter()
+                    .filter(|(key, _)| !key.starts_with("otel."));
                 line.extend(content.map(|(key, value)| (key, Entry::Raw(value))));
             }
         }
-        // The event's own fields win over its spans' of the same name.
         event.record(&mut JsonVisitor(&mut line));
-        line.entry("message").or_insert(Entry::Value("".into()));
-        let timestamp = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        line.insert("timestamp", Entry::Value(timestamp.into()));
-        let level = event.metadata().level().as_str();
-        line.insert("level", Entry::Value(level.into()));
-        line.insert("target", Entry::Value(event.metadata().target().into()));
-        let text = serde_json::to_string(&line).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{text}")
+        let metadata = event.metadata();
+        line.push(("level", Entry::Value(metadata.level().as_str().into())));
+        line.push(("target", Entry::Value(metadata.target().into())));
+        line.push(("timestamp", Entry::Timestamp(SystemTime::now())));
+        // By name, as a map would order them; of each name the last.
+        line.sort_by_key(|(key, _)| *key);
+        let mut text = Vec::with_capacity(LINE_BYTES);
+        text.push(b'{');
+        for (index, (key, entry)) in line.iter().enumerate() {
+            if line.get(index + 1).is_some_and(|(next, _)| next == key) {
+                continue;
+            }
+            if text.len() > 1 {
+                text.push(b',');
+            }
+            // Writing JSON into memory cannot fail.
+            let _ = serde_json::to_writer(&mut text, key);
+            text.push(b':');
+            let _ = serde_json::to_writer(&mut text, entry);
+        }
+        text.extend_from_slice(b"}\n");
+        writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
+
+/// What a log line takes, in bytes, before its buffer grows.
+const LINE_BYTES: usize = 512;
 
 /// A field of a log line: as its span's layer wrote it, or recorded from the event.
 #[derive(serde::Serialize)]
@@ -387,14 +407,50 @@ where
 enum Entry<'a> {
     Raw(&'a RawValue),
     Value(Value),
+    #[serde(serialize_with = "rfc3339_millis")]
+    Timestamp(SystemTime),
+}
+
+fn rfc3339_millis<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(&humantime::format_rfc3339_millis(*at))
+}
+
+/// The members of a span's JSON object, in their order, their values as written.
+struct RawMembers<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for RawMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = RawMembers<'de>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(RawMembers(members))
+            }
+        }
+
+        deserializer.deserialize_map(Members)
+    }
 }
 
 /// Records an event's fields into its line.
-struct JsonVisitor<'l, 'a>(&'l mut BTreeMap<&'a str, Entry<'a>>);
+struct JsonVisitor<'l, 'a>(&'l mut Vec<(&'a str, Entry<'a>)>);
 
 impl JsonVisitor<'_, '_> {
     fn put(&mut self, field: &Field, value: impl Into<Value>) {
-        self.0.insert(field.name(), Entry::Value(value.into()));
+        self.0.push((field.name(), Entry::Value(value.into())));
     }
 }
 
