@@ -51,6 +51,9 @@ const MAX_QUEUED_SPANS: usize = 4096;
 const NEVER_LOGGED: &str = "rlibphonenumber=off";
 /// The crate's own spans: nothing of a dependency is exported.
 const OUR_TARGET: &str = "autoshares_bff";
+/// The target of spans that are exported but never logged: no line is written within them,
+/// so the log layer would format their fields for nothing.
+pub const EXPORTED_ONLY: &str = "autoshares_bff::exported";
 
 /// How much of the log a batch write gathers before it goes to stdout.
 const LOG_BATCH_BYTES: usize = 64 * 1024;
@@ -84,6 +87,11 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
     // The phone number library traces the numbers it parses: never log it, at any level.
     let filter = filter.add_directive(NEVER_LOGGED.parse().expect("a valid directive"));
+    let filter = filter.add_directive(
+        format!("{EXPORTED_ONLY}=off")
+            .parse()
+            .expect("a valid directive"),
+    );
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(QUEUED_LINES)

@@ -242,7 +242,9 @@ impl AutoShares {
             breaker,
             armed: admitted == Admitted::Trial,
         };
+        // Exported only: the lines about the call are written after it, with its fields.
         let span = tracing::info_span!(
+            target: telemetry::EXPORTED_ONLY,
             "autoshares",
             "otel.kind" = "client",
             "otel.name" = endpoint,
