@@ -24,7 +24,7 @@ use super::{Attempt, BlockView};
 mod connection;
 mod scripts;
 
-use connection::{Connector, TIMEOUT};
+use connection::{Connection, Connector, TIMEOUT};
 use scripts::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -473,31 +473,33 @@ impl RedisLimits {
         self.invoke(&call).await
     }
 
-    /// Runs a script within the bound. After a failure the connector may look for its
-    /// node anew (a Sentinel failover).
-    ///
-    /// The Redis client's futures take kilobytes: boxed here, every future that awaits a
-    /// limit stays small, and so does each request's (moved whole when it is spawned).
+    /// Runs a script within the bound.
     async fn invoke<T: FromRedisValue>(
         &self,
         call: &ScriptInvocation<'_>,
     ) -> Result<T, RedisLimitError> {
-        Box::pin(async {
-            let mut connection = self.connector.connection().await?;
-            let result = timed(call.invoke_async(&mut connection)).await;
-            if result.is_err() {
-                self.connector.failed().await;
-            }
-            result
-        })
-        .await
+        self.on_connection(async |connection| call.invoke_async(connection).await)
+            .await
     }
 
-    /// Runs one command within the bound, as `invoke` does.
+    /// Runs one command within the bound.
     async fn query<T: FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, RedisLimitError> {
+        self.on_connection(async |connection| command.query_async(connection).await)
+            .await
+    }
+
+    /// Runs `work` on the connection within the bound. After a failure the connector may
+    /// look for its node anew (a Sentinel failover).
+    ///
+    /// The Redis client's futures take kilobytes: boxed here, every future that awaits a
+    /// limit stays small, and so does each request's (moved whole when it is spawned).
+    async fn on_connection<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, RedisLimitError> {
         Box::pin(async {
             let mut connection = self.connector.connection().await?;
-            let result = timed(command.query_async(&mut connection)).await;
+            let result = timed(work(&mut connection)).await;
             if result.is_err() {
                 self.connector.failed().await;
             }
