@@ -319,20 +319,24 @@ mod tests {
         );
     }
 
+    /// The settings of `minimal()` with a file named `name` holding `text` laid over them.
+    fn loaded_from_file(name: &str, text: &str) -> Settings {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let mut sources = minimal();
+        sources.file = Some(file);
+        Settings::load(&sources).unwrap()
+    }
+
     #[test]
     fn a_json_file_is_a_layer_like_a_toml_one() {
         // What the Helm chart renders: its values as JSON, whose numbers stay integers.
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.json");
-        std::fs::write(
-            &file,
+        let settings = loaded_from_file(
+            "config.json",
             r#"{"upstream": {"timeout_ms": 4000}, "rate_limit": {"verify_attempts": 3},
                 "abuse": {"country_budgets": {"*": "100/hour"}}}"#,
-        )
-        .unwrap();
-        let mut sources = minimal();
-        sources.file = Some(file);
-        let settings = Settings::load(&sources).unwrap();
+        );
         assert_eq!(settings.upstream.timeout, Duration::from_millis(4000));
         assert_eq!(settings.rate_limit.verify_attempts, 3);
     }
@@ -340,16 +344,10 @@ mod tests {
     #[test]
     fn whole_numbers_written_as_floats_are_read() {
         // Helm's toToml writes every YAML number as a float: `timeout_ms = 4000.0`.
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("helm.toml");
-        std::fs::write(
-            &file,
+        let settings = loaded_from_file(
+            "helm.toml",
             "[upstream]\ntimeout_ms = 4000.0\n[rate_limit]\nverify_attempts = 3.0\n",
-        )
-        .unwrap();
-        let mut sources = minimal();
-        sources.file = Some(file);
-        let settings = Settings::load(&sources).unwrap();
+        );
         assert_eq!(settings.upstream.timeout, Duration::from_millis(4000));
         assert_eq!(settings.rate_limit.verify_attempts, 3);
     }
