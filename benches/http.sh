@@ -232,10 +232,11 @@ end
 LUA
 
 # Runs wrk and prints "requests_per_second p50_ms p99_ms errors requests", where errors are
-# non-2xx answers plus connect, read, write and timeout errors.
+# non-2xx answers plus connect, read, write and timeout errors. A script of its own ($4,
+# default load.lua) may stop wrk before its seconds ($5, default DURATION) are up.
 measure() {
-  local url="$1" method="$2" connections="$3"
-  wrk -t2 -c"$connections" -d"${DURATION}s" --timeout 10s --latency -s "$WORK/load.lua" "$url" \
+  local url="$1" method="$2" connections="$3" script="${4:-$WORK/load.lua}" seconds="${5:-$DURATION}"
+  wrk -t2 -c"$connections" -d"${seconds}s" --timeout 10s --latency -s "$script" "$url" \
     -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt" | awk '
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
@@ -286,12 +287,7 @@ end
 LUA
   } > "$WORK/first.lua"
   url="http://127.0.0.1:$BFF/v1/me/phone-number"
-  read -r _ f_p50 f_p99 f_err f_total < <(wrk -t2 -c32 -d60s --timeout 10s --latency -s "$WORK/first.lua" "$url" \
-    -- "$method" "$WORK/tokens.txt" "$WORK/bodies.txt" | awk '
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } / requests in / { total = $1 }
-    /Non-2xx/ { bad += $NF } /Socket errors/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
-    END { printf "0 %.2f %.2f %d %d\n", p50, p99, bad, total }')
+  read -r _ f_p50 f_p99 f_err f_total < <(measure "$url" "$method" 32 "$WORK/first.lua" 60)
   measure "$url" "$method" 32 >/dev/null
   read -r s_rps s_p50 s_p99 s_err _ < <(measure "$url" "$method" 32)
   echo "cold start, $BENCH_COLD, 32 connections: the first requests after ready, then ${DURATION}s of steady state"
