@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection as _};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _};
 
 use crate::ids::{AutosharesUserId, Subject};
 
@@ -172,14 +173,7 @@ impl LinkStore {
         &self,
         work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        if self.placeholders == Placeholders::Numbered {
-            return self.transaction(work).await;
-        }
-        bounded(async {
-            let mut connection = self.pool.acquire().await?;
-            work(&mut connection).await
-        })
-        .await
+        bounded(async { self.work_on(self.pool.acquire().await?, false, work).await }).await
     }
 
     /// How many of the audit trail's writes may run at once: SQLite takes one writer at a
@@ -203,13 +197,7 @@ impl LinkStore {
         &self,
         work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
-        bounded(async {
-            let mut tx = self.begin().await?;
-            let outcome = work(&mut tx).await?;
-            tx.commit().await?;
-            Ok(outcome)
-        })
-        .await
+        bounded(async { self.work_on(self.pool.acquire().await?, true, work).await }).await
     }
 
     /// Runs `work` as `run` does (as `transaction` does when `all_or_nothing`), on a
@@ -223,32 +211,35 @@ impl LinkStore {
         work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         bounded(async {
-            let mut connection = loop {
+            let connection = loop {
                 let mut connection = self.pool.acquire().await?;
                 if connection.ping().await.is_ok() {
                     break connection;
                 }
                 connection.close_on_drop();
             };
-            let mut tx = match self.placeholders {
-                Placeholders::Numbered => connection.begin_with(BEGIN_WITH_TIMEOUT).await?,
-                Placeholders::Bare if all_or_nothing => connection.begin().await?,
-                Placeholders::Bare => return work(&mut connection).await,
-            };
-            let outcome = work(&mut tx).await?;
-            tx.commit().await?;
-            Ok(outcome)
+            self.work_on(connection, all_or_nothing, work).await
         })
         .await
     }
 
-    /// A transaction, with PostgreSQL's statement timeout set for it alone (in the same
-    /// round trip as its `BEGIN`).
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        if self.placeholders == Placeholders::Numbered {
-            return self.pool.begin_with(BEGIN_WITH_TIMEOUT).await;
-        }
-        self.pool.begin().await
+    /// Runs `work` on `connection`: on PostgreSQL always in a transaction, with its
+    /// statement timeout set for it alone (in the same round trip as its `BEGIN`); on
+    /// SQLite in one when `all_or_nothing`.
+    async fn work_on<T>(
+        &self,
+        mut connection: PoolConnection<Any>,
+        all_or_nothing: bool,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        let mut tx = match self.placeholders {
+            Placeholders::Numbered => connection.begin_with(BEGIN_WITH_TIMEOUT).await?,
+            Placeholders::Bare if all_or_nothing => connection.begin().await?,
+            Placeholders::Bare => return work(&mut connection).await,
+        };
+        let outcome = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// Applies the embedded migrations that have not run yet (docs/operations.md
@@ -355,17 +346,20 @@ impl LinkStore {
         let now = now_seconds();
         // Not within one call's bound: a large file takes longer, and each statement is
         // bounded by the statement timeout.
-        let mut tx = self.begin().await?;
-        for (subject, user) in links {
-            sqlx::query(UPSERT)
-                .persistent(false)
-                .bind(subject.as_str())
-                .bind(user.0)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        let connection = self.pool.acquire().await?;
+        self.work_on(connection, true, async |tx| {
+            for (subject, user) in links {
+                sqlx::query(UPSERT)
+                    .persistent(false)
+                    .bind(subject.as_str())
+                    .bind(user.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(())
     }
 
