@@ -2,9 +2,11 @@
 //! that are valid for their country and can receive an SMS (docs/api.md). The only way
 //! a number reaches a log is the masked `Display` here.
 
+mod e164;
+
 use std::fmt;
 
-use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType};
+use rlibphonenumber::{PhoneNumberFormat, PhoneNumberType};
 
 use crate::config::PhoneSettings;
 
@@ -93,9 +95,7 @@ impl PhoneNumber {
         if digits.len() > 15 {
             return Err(PhoneError::Invalid);
         }
-        let parsed = PHONE_NUMBER_UTIL
-            .parse(&compact, None)
-            .map_err(|_| PhoneError::Invalid)?;
+        let parsed = e164::parse(digits).ok_or(PhoneError::Invalid)?;
         // libphonenumber's "valid" is "of a known type for its region": one lookup answers
         // both questions (each finds the region again, a regex search for shared codes).
         match parsed.get_type() {
@@ -117,12 +117,16 @@ impl PhoneNumber {
 
     /// Accepts a number that is already E.164 (from a sealed token) as is; only its
     /// country is looked up again.
-    pub fn from_trusted_e164(e164: String) -> Self {
-        let country = PHONE_NUMBER_UTIL
-            .parse(&e164, None)
-            .map(|parsed| Country::of(&parsed))
-            .unwrap_or(Country::UNKNOWN);
-        Self { e164, country }
+    pub fn from_trusted_e164(number: String) -> Self {
+        let country = number
+            .strip_prefix('+')
+            .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(e164::parse)
+            .map_or(Country::UNKNOWN, |parsed| Country::of(&parsed));
+        Self {
+            e164: number,
+            country,
+        }
     }
 
     /// The full number, for AutoShares and for the caller who sent it; never for logs.

@@ -1,0 +1,160 @@
+//! libphonenumber's `parse` for the one form this service accepts: `+` and ASCII digits.
+//!
+//! `parse` first runs two general patterns over its input, one that decides whether it
+//! looks like a phone number at all and one that finds an extension (`ext. 12`, `#12`,
+//! `;ext=12`). On `+` and digits both are settled before they run: anything of three
+//! digits or more is viable, and an extension needs a marker that is not a digit. They are
+//! also most of its cost (about four fifths of a bind's number check, counted with
+//! callgrind), so this module runs the steps that follow them, the library's own, in its
+//! order: the country calling code, then the national prefix (`+44 0 7400…` is
+//! `+44 7400…`) when what remains after it is still of a possible length. The test below
+//! holds the result equal to `parse`'s for every example number of every region and kind,
+//! with trunk prefixes put back, shortened and lengthened, and for random digits; the
+//! crate's version is pinned in `Cargo.toml` because these steps are its public methods
+//! rather than its documented interface.
+
+use rlibphonenumber::interfaces::AsOriginal;
+use rlibphonenumber::{NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, ValidationError};
+
+/// libphonenumber's bounds on a national significant number.
+const NATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 2..=17;
+
+/// What `PHONE_NUMBER_UTIL.parse("+" + digits, None)` gives, `None` for any error.
+/// `digits` must be ASCII digits only.
+pub fn parse(digits: &str) -> Option<PhoneNumber> {
+    debug_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
+    // Fewer than three digits is not a phone number to the library's first pattern.
+    if digits.len() < 3 {
+        return None;
+    }
+    let library = PHONE_NUMBER_UTIL.as_original();
+    let (national, country_code) = library.extract_country_code(digits.into())?;
+    if national.len() < *NATIONAL_DIGITS.start() {
+        return None;
+    }
+    let region = PHONE_NUMBER_UTIL.get_region_for_country_code(country_code)?;
+    if let Some(metadata) = library.get_metadata_for_region_or_calling_code(country_code, region) {
+        let (stripped, _carrier) = library
+            .maybe_strip_national_prefix_and_carrier_code(metadata, &national)
+            .ok()?;
+        if !stripped.is_empty() && stripped != national {
+            let candidate = number(country_code, &stripped)?;
+            let long_enough = !matches!(
+                PHONE_NUMBER_UTIL.is_possible_number_with_reason(&candidate),
+                Ok(NumberLengthType::IsPossibleLocalOnly)
+                    | Err(ValidationError::TooShort | ValidationError::InvalidLength)
+            );
+            if long_enough {
+                return NATIONAL_DIGITS
+                    .contains(&stripped.len())
+                    .then_some(candidate);
+            }
+        }
+    }
+    if !NATIONAL_DIGITS.contains(&national.len()) {
+        return None;
+    }
+    number(country_code, &national)
+}
+
+/// The number with `national` as its significant digits, leading zeros kept the way the
+/// library keeps them (the "Italian leading zero").
+fn number(country_code: i32, national: &str) -> Option<PhoneNumber> {
+    let mut number = PhoneNumber {
+        country_code,
+        national_number: national.parse().ok()?,
+        ..PhoneNumber::default()
+    };
+    let zeros = national.bytes().take_while(|b| *b == b'0').count();
+    if national.len() >= 2 && zeros > 0 {
+        number.italian_leading_zero = Some(true);
+        // A number of zeros only keeps its last one as the number itself.
+        let leading = if zeros == national.len() {
+            zeros - 1
+        } else {
+            zeros
+        };
+        if leading > 1 {
+            number.number_of_leading_zeros = Some(leading as i32);
+        }
+    }
+    Some(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use rlibphonenumber::{PhoneNumberFormat, PhoneNumberType};
+
+    use super::*;
+
+    fn library(digits: &str) -> Option<PhoneNumber> {
+        PHONE_NUMBER_UTIL.parse(format!("+{digits}"), None).ok()
+    }
+
+    /// Every region's example number of every kind, as given, with a trunk prefix or
+    /// carrier code put back after the country code, a digit short and a digit long.
+    fn example_numbers() -> Vec<String> {
+        const KINDS: [PhoneNumberType; 11] = [
+            PhoneNumberType::FixedLine,
+            PhoneNumberType::Mobile,
+            PhoneNumberType::TollFree,
+            PhoneNumberType::PremiumRate,
+            PhoneNumberType::SharedCost,
+            PhoneNumberType::VoIP,
+            PhoneNumberType::PersonalNumber,
+            PhoneNumberType::Pager,
+            PhoneNumberType::UAN,
+            PhoneNumberType::VoiceMail,
+            PhoneNumberType::Unknown,
+        ];
+        const PREFIXES: [&str; 10] = ["0", "1", "7", "8", "9", "00", "01", "06", "15", "80"];
+        let mut numbers = Vec::new();
+        for region in PHONE_NUMBER_UTIL.get_supported_regions() {
+            for kind in KINDS {
+                let Ok(example) =
+                    PHONE_NUMBER_UTIL.get_example_number_for_type_and_region(region, kind)
+                else {
+                    continue;
+                };
+                let e164 = PHONE_NUMBER_UTIL.format(&example, PhoneNumberFormat::E164);
+                let code = example.country_code.to_string();
+                let national = &e164[1 + code.len()..];
+                numbers.push(e164[1..].to_owned());
+                for prefix in PREFIXES {
+                    numbers.push(format!("{code}{prefix}{national}"));
+                }
+                numbers.push(format!("{code}{}", &national[..national.len() - 1]));
+                numbers.push(format!("{code}{national}5"));
+            }
+        }
+        numbers
+    }
+
+    #[test]
+    fn it_reads_every_example_number_as_the_library_does() {
+        let numbers = example_numbers();
+        assert!(numbers.len() > 10_000, "{} numbers", numbers.len());
+        let mut prefix_dropped = 0;
+        for digits in &numbers {
+            let ours = parse(digits);
+            assert_eq!(ours, library(digits), "+{digits}");
+            if let Some(number) = ours {
+                let national = rlibphonenumber::get_national_significant_number_owned(&number);
+                prefix_dropped +=
+                    usize::from(format!("{}{national}", number.country_code) != *digits);
+            }
+        }
+        // The national prefix step is exercised, not only the country code.
+        assert!(
+            prefix_dropped > 100,
+            "{prefix_dropped} with a prefix dropped"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn it_reads_any_digits_as_the_library_does(digits in "[0-9]{0,17}") {
+            proptest::prop_assert_eq!(parse(&digits), library(&digits));
+        }
+    }
+}
