@@ -58,7 +58,7 @@ impl Jwks {
     }
 
     /// The key for `kid`, refetching the set (throttled) when it is not known.
-    pub async fn key_for(&self, kid: Option<&str>) -> Option<VerifyingKey> {
+    pub async fn key_for(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
         if let Some(key) = self.lookup(kid) {
             return Some(key);
         }
@@ -99,7 +99,7 @@ impl Jwks {
         Ok(())
     }
 
-    fn lookup(&self, kid: Option<&str>) -> Option<VerifyingKey> {
+    fn lookup(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
         let current = self.current.read().expect("jwks lock poisoned");
         current.as_ref()?.find(kid).cloned()
     }
