@@ -19,12 +19,11 @@ use rlibphonenumber::{NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, Validati
 /// libphonenumber's bounds on a national significant number.
 const NATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 2..=17;
 
-/// What `PHONE_NUMBER_UTIL.parse("+" + digits, None)` gives, `None` for any error.
-/// `digits` must be ASCII digits only.
+/// What `PHONE_NUMBER_UTIL.parse("+" + digits, None)` gives when `digits` are ASCII
+/// digits only; `None` for any error, and for anything else in `digits`.
 pub fn parse(digits: &str) -> Option<PhoneNumber> {
-    debug_assert!(digits.bytes().all(|b| b.is_ascii_digit()));
     // Fewer than three digits is not a phone number to the library's first pattern.
-    if digits.len() < 3 {
+    if digits.len() < 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let library = PHONE_NUMBER_UTIL.as_original();

@@ -120,7 +120,6 @@ impl PhoneNumber {
     pub fn from_trusted_e164(number: String) -> Self {
         let country = number
             .strip_prefix('+')
-            .filter(|digits| digits.bytes().all(|b| b.is_ascii_digit()))
             .and_then(e164::parse)
             .map_or(Country::UNKNOWN, |parsed| Country::of(&parsed));
         Self {
