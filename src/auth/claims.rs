@@ -6,7 +6,7 @@
 //! `aud` a string or an array of strings of which one must match, and a claim of another
 //! type counts as missing.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -27,9 +27,10 @@ impl ClaimRules {
         }
     }
 
-    /// Whether `claims` pass at `now` (seconds since the Unix epoch). The refusals come in
-    /// the order a missing claim, an unreadable time, expiry, `nbf`, issuer, audience.
-    pub fn check(&self, claims: &Map<String, Value>, now: u64) -> Result<(), AuthError> {
+    /// Whether `claims` pass at `now`. The refusals come in the order a missing claim, an
+    /// unreadable time, expiry, `nbf`, issuer, audience.
+    pub fn check(&self, claims: &Map<String, Value>, now: SystemTime) -> Result<(), AuthError> {
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claim = |name| claims.get(name).filter(|value: &&Value| !value.is_null());
         let exp = claim("exp").and_then(seconds);
         let issuer = claim("iss").and_then(|iss| names(iss, &self.issuer));
@@ -89,7 +90,10 @@ mod tests {
 
     fn check(claims: Value) -> Result<(), AuthError> {
         let rules = ClaimRules::new("issuer", "audience", Duration::from_secs(30));
-        rules.check(claims.as_object().unwrap(), NOW)
+        rules.check(
+            claims.as_object().unwrap(),
+            UNIX_EPOCH + Duration::from_secs(NOW),
+        )
     }
 
     /// Good claims with `changes` laid over them (`null` removes one).
