@@ -339,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_over_other_claims_is_refused_by_every_key_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let base64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        for (verifier, signed) in keys(&dir) {
+            for (algorithm, key) in signed {
+                let genuine = token(algorithm, &key);
+                let (header, rest) = genuine.split_once('.').unwrap();
+                let (payload, signature) = rest.split_once('.').unwrap();
+                let mut claims: Value = serde_json::from_slice(&base64.decode(payload).unwrap())
+                    .expect("the payload is JSON");
+                claims["sub"] = "sub-2".into();
+                let forged = format!("{header}.{}.{signature}", base64.encode(claims.to_string()));
+                assert_eq!(
+                    check(&verifier, &forged),
+                    Err(AuthError::BadSignature),
+                    "{algorithm:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn a_crit_header_or_a_type_not_accepted_is_refused() {
         let secret = "a shared secret of the first party";
         let key = EncodingKey::from_secret(secret.as_bytes());
