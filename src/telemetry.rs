@@ -34,6 +34,7 @@ use tracing::{Event, Span, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -47,8 +48,9 @@ use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Spans waiting for export at most; more are dropped.
 const MAX_QUEUED_SPANS: usize = 4096;
-/// A library whose log lines would hold what must never be logged.
-const NEVER_LOGGED: &str = "rlibphonenumber=off";
+/// A library whose log lines would hold what must never be logged (the numbers it parses),
+/// at any level.
+const NEVER_LOGGED: &str = "rlibphonenumber";
 /// The crate's own spans: nothing of a dependency is exported.
 const OUR_TARGET: &str = "autoshares_bff";
 /// The target of spans that are exported but never logged: no line is written within them,
@@ -84,14 +86,6 @@ impl Telemetry {
 /// propagator. Later calls install nothing.
 pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry {
     let provider = tracer_provider(traces);
-    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    // The phone number library traces the numbers it parses: never log it, at any level.
-    let filter = filter.add_directive(NEVER_LOGGED.parse().expect("a valid directive"));
-    let filter = filter.add_directive(
-        format!("{EXPORTED_ONLY}=off")
-            .parse()
-            .expect("a valid directive"),
-    );
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(QUEUED_LINES)
@@ -108,6 +102,10 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
             .with_writer(writer)
             .boxed(),
     };
+    let lines = match LogFilter::new(&log.level) {
+        LogFilter::ByTarget(filter) => lines.with_filter(*filter).boxed(),
+        LogFilter::Dynamic(filter) => lines.with_filter(*filter).boxed(),
+    };
     // A span carries its own fields only: no source location, thread, target or busy
     // and idle times, and entering it sets no OpenTelemetry context (the service reads a
     // span's context from the span itself). Each of those costs every span its work.
@@ -122,7 +120,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
             meta.is_span() && meta.target().starts_with(OUR_TARGET)
         }));
     let result = tracing_subscriber::registry()
-        .with(lines.with_filter(filter))
+        .with(lines)
         .with(spans)
         .try_init();
     if result.is_ok() {
@@ -133,6 +131,48 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         provider,
         _lines: guard,
     }
+}
+
+/// Which log lines are written: `log.level` (or `RUST_LOG`), with what must never be logged
+/// turned off whatever it says.
+enum LogFilter {
+    /// Levels by target, the usual case: decided once per callsite, nothing to do when a
+    /// span is entered or left.
+    ByTarget(Box<Targets>),
+    /// With span or field directives (`[request]=debug`), which `Targets` cannot express:
+    /// `EnvFilter` follows the spans each thread is in, at a cost on every span entered.
+    Dynamic(Box<EnvFilter>),
+}
+
+impl LogFilter {
+    fn new(level: &str) -> Self {
+        let never = [NEVER_LOGGED, EXPORTED_ONLY];
+        if let Some(Ok(targets)) = by_target_only(level).then(|| level.parse::<Targets>()) {
+            let targets = never.into_iter().fold(targets, |targets, target| {
+                targets.with_target(target, LevelFilter::OFF)
+            });
+            return Self::ByTarget(Box::new(targets));
+        }
+        let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+        Self::Dynamic(Box::new(never.into_iter().fold(
+            filter,
+            |filter, target| {
+                filter.add_directive(format!("{target}=off").parse().expect("a valid directive"))
+            },
+        )))
+    }
+}
+
+/// Whether every directive of `level` is a level, a target, or `target=level`: `Targets`
+/// reads those as `EnvFilter` does (it reads more, such as `[span]` as a target's name,
+/// differently, so anything else goes to `EnvFilter`).
+fn by_target_only(level: &str) -> bool {
+    level.split(',').all(|directive| {
+        !directive.is_empty()
+            && directive
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_:=-.".contains(&b))
+    })
 }
 
 fn tracer_provider(traces: Option<&TelemetrySettings>) -> SdkTracerProvider {
@@ -541,6 +581,48 @@ mod tests {
     /// Strings that need escaping in JSON: quotes, a backslash, control characters.
     const TEXT: &str = "a \"quoted\" \\ line\nwith\u{1} control and ünïcode";
     const SHOWN: &str = "a \"shown\" line\twith\u{1f}";
+
+    #[test]
+    fn levels_by_target_take_the_cheap_filter_and_never_log_what_must_not_be() {
+        let LogFilter::ByTarget(targets) = LogFilter::new("warn,autoshares_bff=debug") else {
+            panic!("levels by target need no dynamic filter");
+        };
+        assert!(targets.would_enable("autoshares_bff::http", &tracing::Level::DEBUG));
+        assert!(!targets.would_enable("actix_server", &tracing::Level::INFO));
+        assert!(targets.would_enable("actix_server", &tracing::Level::WARN));
+        assert!(!targets.would_enable(EXPORTED_ONLY, &tracing::Level::ERROR));
+
+        let LogFilter::ByTarget(targets) = LogFilter::new("trace,rlibphonenumber=trace") else {
+            panic!("levels by target need no dynamic filter");
+        };
+        assert!(!targets.would_enable(NEVER_LOGGED, &tracing::Level::ERROR));
+        assert!(!targets.would_enable("rlibphonenumber::phonenumberutil", &tracing::Level::ERROR));
+        assert!(!targets.would_enable(EXPORTED_ONLY, &tracing::Level::ERROR));
+        assert!(targets.would_enable("autoshares_bff", &tracing::Level::TRACE));
+    }
+
+    #[test]
+    fn span_directives_keep_the_dynamic_filter_and_its_exclusions() {
+        for level in [
+            "info,[request]=debug",
+            "warn,autoshares_bff[{user}]=debug",
+            "info, warn",
+        ] {
+            let LogFilter::Dynamic(filter) = LogFilter::new(level) else {
+                panic!("{level:?} needs the dynamic filter");
+            };
+            let directives = filter.to_string();
+            assert!(directives.contains("rlibphonenumber=off"), "{directives}");
+            assert!(
+                directives.contains(&format!("{EXPORTED_ONLY}=off")),
+                "{directives}"
+            );
+        }
+        assert!(
+            matches!(LogFilter::new("[unclosed=debug"), LogFilter::Dynamic(_)),
+            "what neither parses falls back to `info`"
+        );
+    }
 
     #[test]
     fn span_fields_are_the_members_json_fields_writes() {
