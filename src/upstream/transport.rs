@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
-use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::telemetry;
@@ -255,7 +254,9 @@ impl AutoShares {
             .fold(request, |request, header| request.insert_header(header));
         let started = Instant::now();
         sending.sent_at.set(Some(started));
-        let result = read_answer(request).instrument(span.clone()).await;
+        // The span is not entered while the call runs: nothing in it is ours to log or
+        // trace, and each poll would enter and leave it.
+        let result = read_answer(request).await;
         if let Ok(answer) = &result {
             // For the exported span only: no log line is written within it.
             span.set_attribute(
