@@ -5,6 +5,7 @@
 //! rates are checked around them: per client address before the token is read, per user
 //! right after the link. Handlers that take either never run for a 401, 403 or 429.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use actix_web::dev::Payload;
@@ -42,16 +43,15 @@ fn resolve(
 ) -> LocalBoxFuture<'static, Result<LinkedCaller, ApiError>> {
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let client = super::client::of(request);
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    // The header's bytes are shared, not copied.
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
     Box::pin(async move {
         let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
         // Before the token is even read: a flood of bad tokens costs little.
         if let Some(client) = client {
             state.rates.admit_client(client)?;
         }
+        let authorization = authorization.as_ref().map(|value| text(value.as_bytes()));
         let caller = state.auth.authenticate(authorization.as_deref()).await?;
         if step_up {
             state.step_up.check(&caller.claims, SystemTime::now())?;
@@ -66,6 +66,15 @@ fn resolve(
             user,
         })
     })
+}
+
+/// A header's text. Bytes that are not UTF-8 are replaced, so a token holding them is
+/// refused as malformed rather than as missing.
+fn text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 impl FromRequest for LinkedCaller {
