@@ -18,7 +18,9 @@
 //! span's own fields (route, status, endpoint, request id).
 
 use std::fmt;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write as _};
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -26,7 +28,6 @@ use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
-use serde_json::Value;
 use serde_json::value::RawValue;
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
@@ -38,7 +39,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer as _, filter};
 
@@ -125,6 +126,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         .try_init();
     if result.is_ok() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
     }
     // A subscriber is already set when tests start several apps in one process.
     Telemetry {
@@ -231,8 +233,17 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, and
-/// records the trace id in the span's `trace_id` field (so every log line carries it).
+/// The trace of a request's span, kept with the span for the JSON lines logged within it.
+/// Recorded as a field instead, it would be formatted by both layers on every request.
+#[derive(Clone, Copy)]
+struct TraceOf(opentelemetry::TraceId);
+
+/// Whether [`continue_trace`] records the trace id as the span's `trace_id` field: for the
+/// pretty format, which writes a span's fields and knows nothing of [`TraceOf`].
+static TRACE_ID_AS_FIELD: AtomicBool = AtomicBool::new(false);
+
+/// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, and keeps
+/// the trace id with the span, so every log line within it carries the id as `trace_id`.
 pub fn continue_trace<'a>(span: &Span, header: impl Fn(&str) -> Option<&'a str>) {
     let headers = Headers {
         traceparent: header("traceparent"),
@@ -243,9 +254,24 @@ pub fn continue_trace<'a>(span: &Span, header: impl Fn(&str) -> Option<&'a str>)
         let _ = span.set_parent(parent);
     }
     let trace_id = span.context().span().span_context().trace_id();
-    if trace_id != opentelemetry::TraceId::INVALID {
-        span.record("trace_id", tracing::field::display(trace_id));
+    if trace_id == opentelemetry::TraceId::INVALID {
+        return;
     }
+    if TRACE_ID_AS_FIELD.load(Ordering::Relaxed) {
+        span.record("trace_id", tracing::field::display(trace_id));
+    } else {
+        keep_trace_id(span, trace_id);
+    }
+}
+
+fn keep_trace_id(span: &Span, trace_id: opentelemetry::TraceId) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<Registry>()
+            && let Some(span) = registry.span(id)
+        {
+            span.extensions_mut().insert(TraceOf(trace_id));
+        }
+    });
 }
 
 /// Renames the exported span of `span` (e.g. `PUT /v1/me/phone-number` once the route
@@ -406,31 +432,36 @@ where
         let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
         // The line's members in the order in which a later one of a name wins: the spans'
         // from the root, then the event's own, then the line's own.
-        let mut line: Vec<(&str, Entry<'_>)> = Vec::with_capacity(16);
-        line.push(("message", Entry::Value("".into())));
+        let mut line: Vec<(&str, Member<'_>)> = Vec::with_capacity(16);
+        line.push(("message", Member::Text("")));
         for extension in &extensions {
-            let Some(fields) = extension.get::<FormattedFields<N>>() else {
-                continue;
-            };
-            if let Ok(RawMembers(members)) = serde_json::from_str::<RawMembers<'_>>(fields) {
+            if let Some(fields) = extension.get::<FormattedFields<N>>()
+                && let Ok(RawMembers(members)) = serde_json::from_str::<RawMembers<'_>>(fields)
+            {
                 // `otel.*` fields steer the exported span; they are not log content.
                 let content = members
                     .into_iter()
                     .filter(|(key, _)| !key.starts_with("otel."));
-                line.extend(content.map(|(key, value)| (key, Entry::Raw(value))));
+                line.extend(content.map(|(key, value)| (key, Member::Raw(value))));
+            }
+            if let Some(TraceOf(trace_id)) = extension.get::<TraceOf>() {
+                line.push(("trace_id", Member::TraceId(*trace_id)));
             }
         }
-        event.record(&mut JsonVisitor(&mut line));
+        let mut values = Vec::with_capacity(VALUE_BYTES);
+        event.record(&mut EventValues {
+            values: &mut values,
+            line: &mut line,
+        });
         let metadata = event.metadata();
-        line.push(("level", Entry::Value(metadata.level().as_str().into())));
-        line.push(("target", Entry::Value(metadata.target().into())));
-        line.push(("timestamp", Entry::Timestamp(SystemTime::now())));
-        // By name, as a map would order them; of each name the last.
-        line.sort_by_key(|(key, _)| *key);
+        line.push(("level", Member::Text(metadata.level().as_str())));
+        line.push(("target", Member::Text(metadata.target())));
+        line.push(("timestamp", Member::Timestamp(SystemTime::now())));
         let mut text = Vec::with_capacity(LINE_BYTES);
         text.push(b'{');
-        for (index, (key, entry)) in line.iter().enumerate() {
-            if line.get(index + 1).is_some_and(|(next, _)| next == key) {
+        for (index, (key, member)) in line.iter().enumerate() {
+            // Of each name, the last.
+            if line[index + 1..].iter().any(|(later, _)| later == key) {
                 continue;
             }
             if text.len() > 1 {
@@ -439,7 +470,7 @@ where
             // Writing JSON into memory cannot fail.
             let _ = serde_json::to_writer(&mut text, key);
             text.push(b':');
-            let _ = serde_json::to_writer(&mut text, entry);
+            member.write(&mut text, &values);
         }
         text.extend_from_slice(b"}\n");
         writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
@@ -448,19 +479,42 @@ where
 
 /// What a log line takes, in bytes, before its buffer grows.
 const LINE_BYTES: usize = 512;
+/// What an event's own values take, as JSON, before their buffer grows.
+const VALUE_BYTES: usize = 256;
 
-/// A field of a log line: as its span's layer wrote it, or recorded from the event.
-#[derive(serde::Serialize)]
-#[serde(untagged)]
-enum Entry<'a> {
+/// A member's value on a log line.
+enum Member<'a> {
+    /// As its span's layer wrote it.
     Raw(&'a RawValue),
-    Value(Value),
-    #[serde(serialize_with = "rfc3339_millis")]
+    /// Written by the event into the line's values, at this range.
+    Written(Range<usize>),
+    /// A string to escape.
+    Text(&'a str),
+    TraceId(opentelemetry::TraceId),
     Timestamp(SystemTime),
 }
 
-fn rfc3339_millis<S: serde::Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(&humantime::format_rfc3339_millis(*at))
+impl Member<'_> {
+    fn write(&self, text: &mut Vec<u8>, values: &[u8]) {
+        // Writing JSON into memory cannot fail.
+        match self {
+            Self::Raw(value) => text.extend_from_slice(value.get().as_bytes()),
+            Self::Written(range) => text.extend_from_slice(&values[range.clone()]),
+            Self::Text(value) => drop(serde_json::to_writer(&mut *text, value)),
+            Self::TraceId(trace_id) => {
+                let mut hex = [0; 32];
+                // 16 bytes always fit 32 hex digits.
+                let _ = hex::encode_to_slice(trace_id.to_bytes(), &mut hex);
+                text.push(b'"');
+                text.extend_from_slice(&hex);
+                text.push(b'"');
+            }
+            Self::Timestamp(at) => {
+                // Digits and `-:.TZ`: nothing to escape.
+                let _ = write!(text, "\"{}\"", humantime::format_rfc3339_millis(*at));
+            }
+        }
+    }
 }
 
 /// The members of a span's JSON object, in their order, their values as written.
@@ -493,38 +547,47 @@ impl<'de> serde::Deserialize<'de> for RawMembers<'de> {
     }
 }
 
-/// Records an event's fields into its line.
-struct JsonVisitor<'l, 'a>(&'l mut Vec<(&'a str, Entry<'a>)>);
+/// Writes an event's field values as JSON into `values` and adds each to its line:
+/// strings escaped by serde_json, `Debug` values (bytes among them) as strings.
+struct EventValues<'v, 'l, 'a> {
+    values: &'v mut Vec<u8>,
+    line: &'l mut Vec<(&'a str, Member<'a>)>,
+}
 
-impl JsonVisitor<'_, '_> {
-    fn put(&mut self, field: &Field, value: impl Into<Value>) {
-        self.0.push((field.name(), Entry::Value(value.into())));
+impl EventValues<'_, '_, '_> {
+    fn put(&mut self, field: &Field, value: &(impl serde::Serialize + ?Sized)) {
+        let start = self.values.len();
+        // Serialising into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *self.values, value);
+        let end = self.values.len();
+        self.line.push((field.name(), Member::Written(start..end)));
     }
 }
 
-impl Visit for JsonVisitor<'_, '_> {
+impl Visit for EventValues<'_, '_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.put(field, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, value);
+        self.put(field, &value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, value);
+        self.put(field, &value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, value);
+        self.put(field, &value);
     }
 
+    /// A float that is not finite is written as `null`.
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, value);
+        self.put(field, &value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, format!("{value:?}"));
+        self.put(field, &AsString(value));
     }
 }
 
@@ -535,6 +598,8 @@ mod tests {
     use tracing::field::Empty;
     use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::fmt::format::JsonFields;
+
+    use serde_json::Value;
 
     use super::*;
 
@@ -691,6 +756,23 @@ mod tests {
             "target": module_path!(),
         });
         assert_eq!(line, expected);
+    }
+
+    #[test]
+    fn the_trace_id_kept_with_a_span_is_on_each_line_within_it() {
+        const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let line = line_through(SpanFields, || {
+            let request = tracing::info_span!("request", request_id = "r-1", trace_id = Empty);
+            keep_trace_id(
+                &request,
+                opentelemetry::TraceId::from_hex(TRACE_ID).unwrap(),
+            );
+            let call = tracing::info_span!(parent: &request, "call", endpoint = "bind");
+            call.in_scope(|| tracing::info!("within"));
+        });
+        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+        assert_eq!(line["request_id"], "r-1", "{line}");
+        assert_eq!(line["endpoint"], "bind", "{line}");
     }
 
     #[test]
