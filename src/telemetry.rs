@@ -37,7 +37,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -54,6 +54,11 @@ const MAX_QUEUED_SPANS: usize = 4096;
 const NEVER_LOGGED: &str = "rlibphonenumber";
 /// The crate's own spans: nothing of a dependency is exported.
 const OUR_TARGET: &str = "autoshares_bff";
+/// The most verbose level of an exported span. Saying so caps the level that the `log`
+/// records of dependencies are made at (the log filter's and this one's, whichever is more
+/// verbose): without a cap, each `log::debug!` record was built and then dropped, and
+/// sqlx summarised each statement for a record that no one wrote.
+const EXPORTED_LEVEL: tracing::Level = tracing::Level::INFO;
 /// The target of spans that are exported but never logged: no line is written within them,
 /// so the log layer would format their fields for nothing.
 pub const EXPORTED_ONLY: &str = "autoshares_bff::exported";
@@ -92,6 +97,30 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
+    // Installing it also caps the level at which `log` records are made at the one this
+    // subscriber can enable.
+    let result = subscriber(log, &provider, writer).try_init();
+    if result.is_ok() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
+    }
+    // A subscriber is already set when tests start several apps in one process.
+    Telemetry {
+        provider,
+        _lines: guard,
+    }
+}
+
+/// Log lines to `writer`, in `log`'s format and filtered by its level; our spans to
+/// `provider`.
+fn subscriber<W>(
+    log: &LogSettings,
+    provider: &SdkTracerProvider,
+    writer: W,
+) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let lines = match log.format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .fmt_fields(SpanFields)
@@ -117,22 +146,15 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         .with_target(false)
         .with_tracked_inactivity(false)
         .with_context_activation(false)
-        .with_filter(filter::filter_fn(|meta| {
-            meta.is_span() && meta.target().starts_with(OUR_TARGET)
-        }));
-    let result = tracing_subscriber::registry()
-        .with(lines)
-        .with(spans)
-        .try_init();
-    if result.is_ok() {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-        TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
-    }
-    // A subscriber is already set when tests start several apps in one process.
-    Telemetry {
-        provider,
-        _lines: guard,
-    }
+        .with_filter(
+            filter::filter_fn(|meta| {
+                meta.is_span()
+                    && *meta.level() <= EXPORTED_LEVEL
+                    && meta.target().starts_with(OUR_TARGET)
+            })
+            .with_max_level_hint(EXPORTED_LEVEL),
+        );
+    tracing_subscriber::registry().with(lines).with(spans)
 }
 
 /// Which log lines are written: `log.level` (or `RUST_LOG`), with what must never be logged
@@ -664,6 +686,24 @@ mod tests {
         assert!(!targets.would_enable("rlibphonenumber::phonenumberutil", &tracing::Level::ERROR));
         assert!(!targets.would_enable(EXPORTED_ONLY, &tracing::Level::ERROR));
         assert!(targets.would_enable("autoshares_bff", &tracing::Level::TRACE));
+    }
+
+    #[test]
+    fn records_below_the_log_level_are_not_made() {
+        let provider = SdkTracerProvider::builder().build();
+        for (level, most_verbose) in [
+            ("warn", LevelFilter::INFO),
+            ("info", LevelFilter::INFO),
+            ("info,sqlx=debug", LevelFilter::DEBUG),
+            ("trace", LevelFilter::TRACE),
+        ] {
+            let log = LogSettings {
+                format: LogFormat::Json,
+                level: level.to_owned(),
+            };
+            let hint = subscriber(&log, &provider, Lines::default).max_level_hint();
+            assert_eq!(hint, Some(most_verbose), "{level}");
+        }
     }
 
     #[test]
