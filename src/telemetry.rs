@@ -91,7 +91,7 @@ impl Telemetry {
 /// Installs the global subscriber (logs to stdout, spans to OpenTelemetry) and the W3C
 /// propagator. Later calls install nothing.
 pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry {
-    let provider = tracer_provider(traces);
+    let (provider, exports) = tracer_provider(traces);
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(QUEUED_LINES)
@@ -103,6 +103,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
     if result.is_ok() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
+        EXPORTING.store(exports, Ordering::Relaxed);
     }
     // A subscriber is already set when tests start several apps in one process.
     Telemetry {
@@ -199,17 +200,18 @@ fn by_target_only(level: &str) -> bool {
     })
 }
 
-fn tracer_provider(traces: Option<&TelemetrySettings>) -> SdkTracerProvider {
+/// The tracer provider, and whether it exports spans.
+fn tracer_provider(traces: Option<&TelemetrySettings>) -> (SdkTracerProvider, bool) {
     let mut builder = SdkTracerProvider::builder();
     let Some(settings) = traces else {
-        return builder.build();
+        return (builder.build(), false);
     };
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(settings.service_name.clone())
         .build();
     builder = builder.with_resource(resource);
     let Some(url) = &settings.otlp_traces_url else {
-        return builder.build();
+        return (builder.build(), false);
     };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -226,11 +228,11 @@ fn tracer_provider(traces: Option<&TelemetrySettings>) -> SdkTracerProvider {
                         .build(),
                 )
                 .build();
-            builder.with_span_processor(batches).build()
+            (builder.with_span_processor(batches).build(), true)
         }
         Err(error) => {
             eprintln!("telemetry: spans will not be exported: {error}");
-            builder.build()
+            (builder.build(), false)
         }
     }
 }
@@ -263,6 +265,15 @@ struct TraceOf(opentelemetry::TraceId);
 /// Whether [`continue_trace`] records the trace id as the span's `trace_id` field: for the
 /// pretty format, which writes a span's fields and knows nothing of [`TraceOf`].
 static TRACE_ID_AS_FIELD: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported (`telemetry.otlp_endpoint`), as set by [`init`].
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported: a span that only an exporter would read need not be made
+/// without one.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, and keeps
 /// the trace id with the span, so every log line within it carries the id as `trace_id`.

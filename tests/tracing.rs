@@ -52,7 +52,7 @@ fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
     (format!("http://{addr}"), spans)
 }
 
-fn serve(sandbox: &Sandbox, otlp_endpoint: &str, dir: &std::path::Path) -> ServeProcess {
+fn serve(sandbox: &Sandbox, otlp_endpoint: Option<&str>, dir: &std::path::Path) -> ServeProcess {
     let defaults = SandboxConfig::default();
     let account = (
         defaults.app_key.as_str(),
@@ -60,7 +60,9 @@ fn serve(sandbox: &Sandbox, otlp_endpoint: &str, dir: &std::path::Path) -> Serve
         defaults.password.as_str(),
     );
     let mut env = claim_serve_env(sandbox.base_url(), account, dir);
-    env.push(("BFF__TELEMETRY__OTLP_ENDPOINT", otlp_endpoint.to_owned()));
+    if let Some(endpoint) = otlp_endpoint {
+        env.push(("BFF__TELEMETRY__OTLP_ENDPOINT", endpoint.to_owned()));
+    }
     ServeProcess::start(&env)
 }
 
@@ -112,7 +114,7 @@ async fn a_bind_continues_the_callers_trace_to_autoshares_and_the_collector() {
     .unwrap();
     let (endpoint, spans) = receiver();
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(&sandbox, &endpoint, dir.path());
+    let server = serve(&sandbox, Some(&endpoint), dir.path());
     let jwt = jwt();
     assert_eq!(traced_bind(&server, &jwt).await, 200);
     server.terminate();
@@ -230,9 +232,49 @@ async fn an_unreachable_collector_fails_no_request_and_holds_no_shutdown() {
         .local_addr()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(&sandbox, &format!("http://{closed}"), dir.path());
+    let server = serve(&sandbox, Some(&format!("http://{closed}")), dir.path());
     assert_eq!(traced_bind(&server, &jwt()).await, 200);
     server.terminate();
     let finished = server.finish();
     assert!(finished.success, "exit 0: {}", finished.stderr);
+}
+
+#[actix_web::test]
+async fn without_an_exporter_the_call_and_the_log_lines_still_carry_the_callers_trace() {
+    let sandbox = sandbox::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        SandboxConfig::default(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&sandbox, None, dir.path());
+    assert_eq!(traced_bind(&server, &jwt()).await, 200);
+    server.terminate();
+    let finished = server.finish();
+    assert!(finished.success, "exit 0: {}", finished.stderr);
+
+    let bind = sandbox
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("AutoShares saw the bind");
+    let sent = bind
+        .header("traceparent")
+        .expect("a traceparent to AutoShares");
+    let parts: Vec<&str> = sent.split('-').collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!(parts[1], TRACE_ID, "the caller's trace");
+    assert_ne!(parts[2], CALLER_SPAN, "a span of the service's own");
+    assert_eq!(parts[3], "01", "the caller's sampling decision");
+
+    let lines: Vec<Value> = finished
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &Value| line["request_id"] == "traced-bind-1")
+        .collect();
+    assert!(lines.len() >= 2, "{}", finished.stdout);
+    for line in &lines {
+        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+    }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use awc::http::{Method, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 
+use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::telemetry;
@@ -242,14 +243,25 @@ impl AutoShares {
             armed: admitted == Admitted::Trial,
         };
         // Exported only: the lines about the call are written after it, with its fields.
-        let span = tracing::info_span!(
-            target: telemetry::EXPORTED_ONLY,
-            "autoshares",
-            "otel.kind" = "client",
-            "otel.name" = endpoint,
-            upstream_endpoint = endpoint,
-        );
-        let request = telemetry::trace_headers(&span)
+        // Without an exporter no span is made for the call, and its `traceparent` names
+        // the request's span.
+        let span = if telemetry::exporting() {
+            tracing::info_span!(
+                target: telemetry::EXPORTED_ONLY,
+                "autoshares",
+                "otel.kind" = "client",
+                "otel.name" = endpoint,
+                upstream_endpoint = endpoint,
+            )
+        } else {
+            Span::none()
+        };
+        let named = if span.is_none() {
+            Span::current()
+        } else {
+            span.clone()
+        };
+        let request = telemetry::trace_headers(&named)
             .into_iter()
             .fold(request, |request, header| request.insert_header(header));
         let started = Instant::now();
