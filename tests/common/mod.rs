@@ -52,8 +52,8 @@ pub struct ServeProcess {
     child: Child,
     pub public: String,
     pub admin: String,
-    stdout: JoinHandle<String>,
-    stderr: JoinHandle<String>,
+    /// The threads reading its stdout and stderr, until `finish` takes them.
+    output: Option<(JoinHandle<String>, JoinHandle<String>)>,
 }
 
 /// Everything the process printed, and how it ended.
@@ -111,8 +111,7 @@ impl ServeProcess {
             child,
             public: format!("http://127.0.0.1:{public_port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
-            stdout,
-            stderr,
+            output: Some((stdout, stderr)),
         }
     }
 
@@ -152,10 +151,22 @@ impl ServeProcess {
     /// Waits for the process to end and collects its output.
     pub fn finish(mut self) -> Finished {
         let status = self.child.wait().unwrap();
+        let (stdout, stderr) = self.output.take().expect("a process is finished once");
         Finished {
             success: status.success(),
-            stdout: self.stdout.join().unwrap(),
-            stderr: self.stderr.join().unwrap(),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+}
+
+/// A process its test did not finish (the test failed, or was done with it) is killed, so
+/// that none outlives its test.
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if self.output.is_some() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
