@@ -87,6 +87,38 @@ async fn traced_bind(server: &ServeProcess, jwt: &str) -> u16 {
     response.status().as_u16()
 }
 
+/// The parts of the `traceparent` AutoShares got with the bind, which is in the caller's
+/// trace and names a span of the service's own.
+fn traceparent_sent(sandbox: &Sandbox) -> Vec<String> {
+    let bind = sandbox
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT")
+        .expect("AutoShares saw the bind");
+    let sent = bind
+        .header("traceparent")
+        .expect("a traceparent to AutoShares");
+    let parts: Vec<String> = sent.split('-').map(str::to_owned).collect();
+    assert_eq!(parts.len(), 4, "{sent}");
+    assert_eq!(parts[1], TRACE_ID, "the caller's trace");
+    assert_ne!(parts[2], CALLER_SPAN, "a span of the service's own");
+    parts
+}
+
+/// The JSON lines logged for the traced bind, each of which carries the caller's trace id.
+fn lines_in_the_callers_trace(stdout: &str) -> Vec<Value> {
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &Value| line["request_id"] == "traced-bind-1")
+        .collect();
+    assert!(lines.len() >= 2, "{stdout}");
+    for line in &lines {
+        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+    }
+    lines
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -122,29 +154,8 @@ async fn a_bind_continues_the_callers_trace_to_autoshares_and_the_collector() {
     assert!(finished.success, "exit 0: {}", finished.stderr);
 
     // AutoShares got a traceparent in the caller's trace, naming the service's call span.
-    let bind = sandbox
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PUT")
-        .expect("AutoShares saw the bind");
-    let sent = bind
-        .header("traceparent")
-        .expect("a traceparent to AutoShares");
-    let parts: Vec<&str> = sent.split('-').collect();
-    assert_eq!(parts.len(), 4, "{sent}");
-    assert_eq!(parts[1], TRACE_ID, "the caller's trace");
-    assert_ne!(parts[2], CALLER_SPAN, "a span of the service's own");
-
-    // Every log line of the request carries the trace id.
-    let lines: Vec<Value> = finished
-        .stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .filter(|line: &Value| line["request_id"] == "traced-bind-1")
-        .collect();
-    assert!(lines.len() >= 2, "{}", finished.stdout);
-    for line in &lines {
-        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
+    let parts = traceparent_sent(&sandbox);
+    for line in lines_in_the_callers_trace(&finished.stdout) {
         assert!(line.get("otel.kind").is_none(), "{line}");
     }
 
@@ -253,28 +264,7 @@ async fn without_an_exporter_the_call_and_the_log_lines_still_carry_the_callers_
     let finished = server.finish();
     assert!(finished.success, "exit 0: {}", finished.stderr);
 
-    let bind = sandbox
-        .requests()
-        .into_iter()
-        .find(|r| r.method == "PUT")
-        .expect("AutoShares saw the bind");
-    let sent = bind
-        .header("traceparent")
-        .expect("a traceparent to AutoShares");
-    let parts: Vec<&str> = sent.split('-').collect();
-    assert_eq!(parts.len(), 4, "{sent}");
-    assert_eq!(parts[1], TRACE_ID, "the caller's trace");
-    assert_ne!(parts[2], CALLER_SPAN, "a span of the service's own");
+    let parts = traceparent_sent(&sandbox);
     assert_eq!(parts[3], "01", "the caller's sampling decision");
-
-    let lines: Vec<Value> = finished
-        .stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .filter(|line: &Value| line["request_id"] == "traced-bind-1")
-        .collect();
-    assert!(lines.len() >= 2, "{}", finished.stdout);
-    for line in &lines {
-        assert_eq!(line["trace_id"], TRACE_ID, "{line}");
-    }
+    lines_in_the_callers_trace(&finished.stdout);
 }
