@@ -60,7 +60,8 @@ const OUR_TARGET: &str = "autoshares_bff";
 /// sqlx summarised each statement for a record that no one wrote.
 const EXPORTED_LEVEL: tracing::Level = tracing::Level::INFO;
 /// The target of spans that are exported but never logged: no line is written within them,
-/// so the log layer would format their fields for nothing.
+/// so the log layer would format their fields for nothing. Without an exporter they are
+/// not made at all.
 pub const EXPORTED_ONLY: &str = "autoshares_bff::exported";
 
 /// How much of the log a batch write gathers before it goes to stdout.
@@ -99,11 +100,10 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
     // Installing it also caps the level at which `log` records are made at the one this
     // subscriber can enable.
-    let result = subscriber(log, &provider, writer).try_init();
+    let result = subscriber(log, &provider, exports, writer).try_init();
     if result.is_ok() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
-        EXPORTING.store(exports, Ordering::Relaxed);
     }
     // A subscriber is already set when tests start several apps in one process.
     Telemetry {
@@ -113,10 +113,12 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
 }
 
 /// Log lines to `writer`, in `log`'s format and filtered by its level; our spans to
-/// `provider`.
+/// `provider`. Spans of [`EXPORTED_ONLY`] are made only when `exports`: nothing else
+/// reads them.
 fn subscriber<W>(
     log: &LogSettings,
     provider: &SdkTracerProvider,
+    exports: bool,
     writer: W,
 ) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static
 where
@@ -148,10 +150,11 @@ where
         .with_tracked_inactivity(false)
         .with_context_activation(false)
         .with_filter(
-            filter::filter_fn(|meta| {
+            filter::filter_fn(move |meta| {
                 meta.is_span()
                     && *meta.level() <= EXPORTED_LEVEL
                     && meta.target().starts_with(OUR_TARGET)
+                    && (exports || !meta.target().starts_with(EXPORTED_ONLY))
             })
             .with_max_level_hint(EXPORTED_LEVEL),
         );
@@ -265,15 +268,6 @@ struct TraceOf(opentelemetry::TraceId);
 /// Whether [`continue_trace`] records the trace id as the span's `trace_id` field: for the
 /// pretty format, which writes a span's fields and knows nothing of [`TraceOf`].
 static TRACE_ID_AS_FIELD: AtomicBool = AtomicBool::new(false);
-
-/// Whether spans are exported (`telemetry.otlp_endpoint`), as set by [`init`].
-static EXPORTING: AtomicBool = AtomicBool::new(false);
-
-/// Whether spans are exported: a span that only an exporter would read need not be made
-/// without one.
-pub fn exporting() -> bool {
-    EXPORTING.load(Ordering::Relaxed)
-}
 
 /// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, and keeps
 /// the trace id with the span, so every log line within it carries the id as `trace_id`.
@@ -712,7 +706,7 @@ mod tests {
                 format: LogFormat::Json,
                 level: level.to_owned(),
             };
-            let hint = subscriber(&log, &provider, Lines::default).max_level_hint();
+            let hint = subscriber(&log, &provider, false, Lines::default).max_level_hint();
             assert_eq!(hint, Some(most_verbose), "{level}");
         }
     }

@@ -243,25 +243,21 @@ impl AutoShares {
             armed: admitted == Admitted::Trial,
         };
         // Exported only: the lines about the call are written after it, with its fields.
-        // Without an exporter no span is made for the call, and its `traceparent` names
-        // the request's span.
-        let span = if telemetry::exporting() {
-            tracing::info_span!(
-                target: telemetry::EXPORTED_ONLY,
-                "autoshares",
-                "otel.kind" = "client",
-                "otel.name" = endpoint,
-                upstream_endpoint = endpoint,
-            )
+        // Without an exporter the span is not made, and the call's `traceparent` names the
+        // request's span.
+        let span = tracing::info_span!(
+            target: telemetry::EXPORTED_ONLY,
+            "autoshares",
+            "otel.kind" = "client",
+            "otel.name" = endpoint,
+            upstream_endpoint = endpoint,
+        );
+        let headers = if span.is_disabled() {
+            telemetry::trace_headers(&Span::current())
         } else {
-            Span::none()
+            telemetry::trace_headers(&span)
         };
-        let named = if span.is_none() {
-            Span::current()
-        } else {
-            span.clone()
-        };
-        let request = telemetry::trace_headers(&named)
+        let request = headers
             .into_iter()
             .fold(request, |request, header| request.insert_header(header));
         let started = Instant::now();
