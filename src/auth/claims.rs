@@ -1,5 +1,5 @@
 //! The registered claims every token must carry (docs/api.md "Authentication"): `exp`,
-//! `iss`, `aud` and `sub` present, `exp` not past and `nbf` (when sent) reached, both
+//! `iss`, `aud` and a `sub` that is not blank present, `exp` not past and `nbf` (when sent) reached, both
 //! with `auth.leeway_s`, `iss` the configured issuer and `aud` naming the configured
 //! audience. They are checked on the claims as read once for the caller, with
 //! jsonwebtoken's rules: a time is a number of seconds (a fraction is rounded), `iss` and
@@ -9,6 +9,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
+
+use crate::ids::Subject;
 
 use super::AuthError;
 
@@ -27,16 +29,20 @@ impl ClaimRules {
         }
     }
 
-    /// Whether `claims` pass at `now`. The refusals come in the order a missing claim, an
-    /// unreadable time, expiry, `nbf`, issuer, audience.
-    pub fn check(&self, claims: &Map<String, Value>, now: SystemTime) -> Result<(), AuthError> {
+    /// The subject of `claims`, if they pass at `now`. The refusals come in the order a
+    /// missing claim, an unreadable time, expiry, `nbf`, issuer, audience, a blank subject.
+    pub fn check(
+        &self,
+        claims: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<Subject, AuthError> {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claim = |name| claims.get(name).filter(|value: &&Value| !value.is_null());
         let exp = claim("exp").and_then(seconds);
         let issuer = claim("iss").and_then(|iss| names(iss, &self.issuer));
         let audience = claim("aud").and_then(|aud| names(aud, &self.audience));
         let sub = claim("sub").and_then(Value::as_str);
-        let (Some(exp), Some(issuer), Some(audience), Some(_)) = (exp, issuer, audience, sub)
+        let (Some(exp), Some(issuer), Some(audience), Some(sub)) = (exp, issuer, audience, sub)
         else {
             return Err(AuthError::BadClaims);
         };
@@ -50,10 +56,10 @@ impl ClaimRules {
         if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway_s)) {
             return Err(AuthError::NotYetValid);
         }
-        if !issuer || !audience {
+        if !issuer || !audience || sub.trim().is_empty() {
             return Err(AuthError::BadClaims);
         }
-        Ok(())
+        Ok(Subject::new(sub))
     }
 }
 
@@ -90,10 +96,12 @@ mod tests {
 
     fn check(claims: Value) -> Result<(), AuthError> {
         let rules = ClaimRules::new("issuer", "audience", Duration::from_secs(30));
-        rules.check(
-            claims.as_object().unwrap(),
-            UNIX_EPOCH + Duration::from_secs(NOW),
-        )
+        rules
+            .check(
+                claims.as_object().unwrap(),
+                UNIX_EPOCH + Duration::from_secs(NOW),
+            )
+            .map(drop)
     }
 
     /// Good claims with `changes` laid over them (`null` removes one).

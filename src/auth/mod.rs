@@ -141,31 +141,26 @@ impl Authenticator {
         {
             return Err(AuthError::WrongType);
         }
-        let claims = match &self.keys {
-            Keys::Static(key) => self.decode(token, &header, key)?,
+        match &self.keys {
+            Keys::Static(key) => self.decode(token, &header, key),
             Keys::Jwks(jwks) => {
                 let key = jwks
                     .key_for(header.kid.as_deref())
                     .await
                     .ok_or(AuthError::UnknownKey)?;
-                self.decode(token, &header, &key)?
+                self.decode(token, &header, &key)
             }
-        };
-        let subject = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.trim().is_empty() => Subject::new(sub.as_str()),
-            _ => return Err(AuthError::BadClaims),
-        };
-        Ok(Caller { subject, claims })
+        }
     }
 
-    /// The token's claims, if the algorithm its header names is one `key` verifies, the
+    /// The token's caller, if the algorithm its header names is one `key` verifies, the
     /// signature holds and the claims pass.
     fn decode(
         &self,
         token: &str,
         header: &TokenHeader,
         key: &VerifyingKey,
-    ) -> Result<Map<String, Value>, AuthError> {
+    ) -> Result<Caller, AuthError> {
         let mut parts = token.split('.');
         let (Some(protected), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -181,8 +176,8 @@ impl Authenticator {
         let payload = base64.decode(payload).map_err(|_| AuthError::Malformed)?;
         let claims: Map<String, Value> =
             serde_json::from_slice(&payload).map_err(|_| AuthError::Malformed)?;
-        self.claims.check(&claims, SystemTime::now())?;
-        Ok(claims)
+        let subject = self.claims.check(&claims, SystemTime::now())?;
+        Ok(Caller { subject, claims })
     }
 }
 
