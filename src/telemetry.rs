@@ -10,12 +10,14 @@
 //! line of a request); or human-readable lines with `log.format = pretty`. Phone numbers
 //! are masked by `phone::PhoneNumber`'s `Display`; nothing secret is logged.
 //!
-//! Traces: the service's own spans (a request, an AutoShares call) become OpenTelemetry
-//! spans, in the caller's W3C trace when it sent a valid `traceparent`. With
-//! `telemetry.otlp_endpoint` set they are exported by OTLP/HTTP in batches from a thread
-//! of their own: a full queue drops spans, and an unreachable collector costs a request
-//! nothing. Only spans are exported, never log events, so no attribute holds more than the
-//! span's own fields (route, status, endpoint, request id).
+//! Traces: each request is in the caller's W3C trace when it sent a valid `traceparent`,
+//! else in a new one, and names its span to AutoShares. With `telemetry.otlp_endpoint` set
+//! the service's own spans (a request, an AutoShares call) become OpenTelemetry spans,
+//! exported by OTLP/HTTP in batches from a thread of their own: a full queue drops spans,
+//! and an unreachable collector costs a request nothing. Without it no OpenTelemetry span
+//! is made: the request's trace context is made and kept with its span here. Only spans
+//! are exported, never log events, so no attribute holds more than the span's own fields
+//! (route, status, endpoint, request id).
 
 use std::fmt;
 use std::io::{BufWriter, Write as _};
@@ -24,17 +26,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, IdGenerator, RandomIdGenerator, SdkTracerProvider,
+};
 use serde_json::value::RawValue;
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
-use tracing::{Event, Span, Subscriber};
+use tracing::{Event, Metadata, Span, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_opentelemetry::{OpenTelemetrySpanExt, SetParentError};
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
@@ -72,9 +77,9 @@ const LOG_BATCH_BYTES: usize = 64 * 1024;
 /// the library's default of 128 000 takes 4 MiB.
 const QUEUED_LINES: usize = 8192;
 
-/// The tracer provider and the log writer, to flush at exit.
+/// The tracer provider (when spans are exported) and the log writer, to flush at exit.
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    provider: Option<SdkTracerProvider>,
     /// Dropping it writes the queued log lines and stops the log thread.
     _lines: WorkerGuard,
 }
@@ -83,7 +88,9 @@ impl Telemetry {
     /// Exports what is queued (bounded by the export timeout) and stops the exporter, then
     /// writes the last log lines.
     pub fn shutdown(self) {
-        if let Err(error) = self.provider.shutdown() {
+        if let Some(provider) = &self.provider
+            && let Err(error) = provider.shutdown()
+        {
             tracing::warn!(%error, "spans could not all be exported at shutdown");
         }
     }
@@ -92,7 +99,7 @@ impl Telemetry {
 /// Installs the global subscriber (logs to stdout, spans to OpenTelemetry) and the W3C
 /// propagator. Later calls install nothing.
 pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry {
-    let (provider, exports) = tracer_provider(traces);
+    let provider = traces.and_then(exporting_provider);
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(QUEUED_LINES)
@@ -100,7 +107,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
         .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
     // Installing it also caps the level at which `log` records are made at the one this
     // subscriber can enable.
-    let result = subscriber(log, &provider, exports, writer).try_init();
+    let result = subscriber(log, provider.as_ref(), writer).try_init();
     if result.is_ok() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
@@ -113,12 +120,12 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
 }
 
 /// Log lines to `writer`, in `log`'s format and filtered by its level; our spans to
-/// `provider`. Spans of [`EXPORTED_ONLY`] are made only when `exports`: nothing else
-/// reads them.
+/// `provider`, which exports them, when there is one. Without it no OpenTelemetry span is
+/// made at all (nor a `tracing` span of [`EXPORTED_ONLY`]): the log layer alone sees the
+/// spans, and [`continue_trace`] keeps each request's trace with its span itself.
 fn subscriber<W>(
     log: &LogSettings,
-    provider: &SdkTracerProvider,
-    exports: bool,
+    provider: Option<&SdkTracerProvider>,
     writer: W,
 ) -> impl Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static
 where
@@ -135,30 +142,45 @@ where
             .with_writer(writer)
             .boxed(),
     };
+    // Without an exporter, the spans that keep a request's trace are made for the log
+    // layer even when the log level would leave them out: the trace goes on to AutoShares.
+    let exports = provider.is_some();
+    let kept = filter::filter_fn(move |meta| !exports && carries_trace(meta, false))
+        .with_max_level_hint(EXPORTED_LEVEL);
     let lines = match LogFilter::new(&log.level) {
-        LogFilter::ByTarget(filter) => lines.with_filter(*filter).boxed(),
-        LogFilter::Dynamic(filter) => lines.with_filter(*filter).boxed(),
+        LogFilter::ByTarget(filter) => lines.with_filter(filter.or(kept)).boxed(),
+        LogFilter::Dynamic(filter) => lines.with_filter(filter.or(kept)).boxed(),
     };
     // A span carries its own fields only: no source location, thread, target or busy
     // and idle times, and entering it sets no OpenTelemetry context (the service reads a
     // span's context from the span itself). Each of those costs every span its work.
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("autoshares-bff"))
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_tracked_inactivity(false)
-        .with_context_activation(false)
-        .with_filter(
-            filter::filter_fn(move |meta| {
-                meta.is_span()
-                    && *meta.level() <= EXPORTED_LEVEL
-                    && meta.target().starts_with(OUR_TARGET)
-                    && (exports || !meta.target().starts_with(EXPORTED_ONLY))
-            })
-            .with_max_level_hint(EXPORTED_LEVEL),
-        );
-    tracing_subscriber::registry().with(lines).with(spans)
+    let mut layers = vec![lines];
+    if let Some(provider) = provider {
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("autoshares-bff"))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
+            .with_filter(
+                filter::filter_fn(|meta| carries_trace(meta, true))
+                    .with_max_level_hint(EXPORTED_LEVEL),
+            );
+        layers.push(spans.boxed());
+    }
+    // A list, not an optional layer: with an absent `Option` layer the registry made every
+    // span, even those that the log filter turns off.
+    tracing_subscriber::registry().with(layers)
+}
+
+/// Whether `meta` is one of the service's spans that are in a trace: its own up to
+/// [`EXPORTED_LEVEL`], and those of [`EXPORTED_ONLY`] when something exports them.
+fn carries_trace(meta: &Metadata<'_>, exports: bool) -> bool {
+    meta.is_span()
+        && *meta.level() <= EXPORTED_LEVEL
+        && meta.target().starts_with(OUR_TARGET)
+        && (exports || !meta.target().starts_with(EXPORTED_ONLY))
 }
 
 /// Which log lines are written: `log.level` (or `RUST_LOG`), with what must never be logged
@@ -203,19 +225,12 @@ fn by_target_only(level: &str) -> bool {
     })
 }
 
-/// The tracer provider, and whether it exports spans.
-fn tracer_provider(traces: Option<&TelemetrySettings>) -> (SdkTracerProvider, bool) {
-    let mut builder = SdkTracerProvider::builder();
-    let Some(settings) = traces else {
-        return (builder.build(), false);
-    };
+/// The tracer provider that exports spans to `settings`' endpoint; none without one.
+fn exporting_provider(settings: &TelemetrySettings) -> Option<SdkTracerProvider> {
+    let url = settings.otlp_traces_url.as_ref()?;
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(settings.service_name.clone())
         .build();
-    builder = builder.with_resource(resource);
-    let Some(url) = &settings.otlp_traces_url else {
-        return (builder.build(), false);
-    };
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -231,11 +246,15 @@ fn tracer_provider(traces: Option<&TelemetrySettings>) -> (SdkTracerProvider, bo
                         .build(),
                 )
                 .build();
-            (builder.with_span_processor(batches).build(), true)
+            let provider = SdkTracerProvider::builder()
+                .with_resource(resource)
+                .with_span_processor(batches)
+                .build();
+            Some(provider)
         }
         Err(error) => {
             eprintln!("telemetry: spans will not be exported: {error}");
-            (builder.build(), false)
+            None
         }
     }
 }
@@ -260,45 +279,85 @@ impl Extractor for Headers<'_> {
     }
 }
 
-/// The trace of a request's span, kept with the span for the JSON lines logged within it.
-/// Recorded as a field instead, it would be formatted by both layers on every request.
-#[derive(Clone, Copy)]
-struct TraceOf(opentelemetry::TraceId);
+/// The trace context of a request's span, kept with the span: its trace id for the JSON
+/// lines logged within it (recorded as a field instead, it would be formatted on every
+/// request), and the parent that the calls the request makes name when no span of their
+/// own is made for them.
+#[derive(Clone)]
+struct TraceOf(SpanContext);
 
 /// Whether [`continue_trace`] records the trace id as the span's `trace_id` field: for the
 /// pretty format, which writes a span's fields and knows nothing of [`TraceOf`].
 static TRACE_ID_AS_FIELD: AtomicBool = AtomicBool::new(false);
 
-/// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, and keeps
-/// the trace id with the span, so every log line within it carries the id as `trace_id`.
+/// Puts `span` in the caller's trace when `header` yields a valid `traceparent`, else in
+/// a new one, and keeps the trace with the span, so every log line within it carries the
+/// id as `trace_id` and every call it makes names it as the parent.
 pub fn continue_trace<'a>(span: &Span, header: impl Fn(&str) -> Option<&'a str>) {
     let headers = Headers {
         traceparent: header("traceparent"),
         tracestate: header("tracestate"),
     };
     let parent = TraceContextPropagator::new().extract(&headers);
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
-    }
-    let trace_id = span.context().span().span_context().trace_id();
-    if trace_id == opentelemetry::TraceId::INVALID {
+    let caller = parent.span().span_context().clone();
+    let own = match span.set_parent(parent) {
+        Ok(()) => span.context().span().span_context().clone(),
+        Err(SetParentError::LayerNotFound) => child_of(&caller),
+        Err(_) => return,
+    };
+    if !own.is_valid() {
         return;
     }
     if TRACE_ID_AS_FIELD.load(Ordering::Relaxed) {
-        span.record("trace_id", tracing::field::display(trace_id));
+        span.record("trace_id", tracing::field::display(own.trace_id()));
+    }
+    keep_trace(span, TraceOf(own));
+}
+
+/// The context of a request's span when no OpenTelemetry span is made for it, as the
+/// tracer provider's sampler (the parent's decision, else sampled) would make it: in the
+/// caller's trace with the caller's sampling decision and trace state, else in a new
+/// sampled trace; with a span id of its own either way.
+fn child_of(caller: &SpanContext) -> SpanContext {
+    let ids = RandomIdGenerator::default();
+    if caller.is_valid() {
+        SpanContext::new(
+            caller.trace_id(),
+            ids.new_span_id(),
+            caller.trace_flags(),
+            false,
+            caller.trace_state().clone(),
+        )
     } else {
-        keep_trace_id(span, trace_id);
+        SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::SAMPLED,
+            false,
+            opentelemetry::trace::TraceState::default(),
+        )
     }
 }
 
-fn keep_trace_id(span: &Span, trace_id: opentelemetry::TraceId) {
+fn keep_trace(span: &Span, trace: TraceOf) {
     span.with_subscriber(|(id, dispatch)| {
         if let Some(registry) = dispatch.downcast_ref::<Registry>()
             && let Some(span) = registry.span(id)
         {
-            span.extensions_mut().insert(TraceOf(trace_id));
+            span.extensions_mut().insert(trace);
         }
     });
+}
+
+/// The trace context kept with `span` by [`continue_trace`], if any.
+fn kept_trace(span: &Span) -> Option<SpanContext> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let span = registry.span(id)?;
+        let extensions = span.extensions();
+        extensions.get::<TraceOf>().map(|TraceOf(own)| own.clone())
+    })
+    .flatten()
 }
 
 /// Renames the exported span of `span` (e.g. `PUT /v1/me/phone-number` once the route
@@ -307,10 +366,15 @@ pub fn rename(span: &Span, name: String) {
     span.context().span().update_name(name);
 }
 
-/// The `traceparent` (and `tracestate`) naming `span`, for a call it makes.
+/// The `traceparent` (and `tracestate`) naming `span`, for a call it makes: the context
+/// kept with a request's span, else that of the span's OpenTelemetry span.
 pub fn trace_headers(span: &Span) -> Vec<(String, String)> {
+    let context = match kept_trace(span) {
+        Some(own) => opentelemetry::Context::new().with_remote_span_context(own),
+        None => span.context(),
+    };
     let mut headers = Outgoing(Vec::with_capacity(2));
-    TraceContextPropagator::new().inject_context(&span.context(), &mut headers);
+    TraceContextPropagator::new().inject_context(&context, &mut headers);
     headers.0
 }
 
@@ -471,8 +535,8 @@ where
                     .filter(|(key, _)| !key.starts_with("otel."));
                 line.extend(content.map(|(key, value)| (key, Member::Raw(value))));
             }
-            if let Some(TraceOf(trace_id)) = extension.get::<TraceOf>() {
-                line.push(("trace_id", Member::TraceId(*trace_id)));
+            if let Some(TraceOf(trace)) = extension.get::<TraceOf>() {
+                line.push(("trace_id", Member::TraceId(trace.trace_id())));
             }
         }
         let mut values = Vec::with_capacity(VALUE_BYTES);
@@ -695,7 +759,6 @@ mod tests {
 
     #[test]
     fn records_below_the_log_level_are_not_made() {
-        let provider = SdkTracerProvider::builder().build();
         for (level, most_verbose) in [
             ("warn", LevelFilter::INFO),
             ("info", LevelFilter::INFO),
@@ -706,7 +769,7 @@ mod tests {
                 format: LogFormat::Json,
                 level: level.to_owned(),
             };
-            let hint = subscriber(&log, &provider, false, Lines::default).max_level_hint();
+            let hint = subscriber(&log, None, Lines::default).max_level_hint();
             assert_eq!(hint, Some(most_verbose), "{level}");
         }
     }
@@ -808,16 +871,43 @@ mod tests {
         const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
         let line = line_through(SpanFields, || {
             let request = tracing::info_span!("request", request_id = "r-1", trace_id = Empty);
-            keep_trace_id(
-                &request,
+            let trace = SpanContext::new(
                 opentelemetry::TraceId::from_hex(TRACE_ID).unwrap(),
+                opentelemetry::SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                TraceFlags::SAMPLED,
+                false,
+                opentelemetry::trace::TraceState::default(),
             );
+            keep_trace(&request, TraceOf(trace));
             let call = tracing::info_span!(parent: &request, "call", endpoint = "bind");
             call.in_scope(|| tracing::info!("within"));
         });
         assert_eq!(line["trace_id"], TRACE_ID, "{line}");
         assert_eq!(line["request_id"], "r-1", "{line}");
         assert_eq!(line["endpoint"], "bind", "{line}");
+    }
+
+    #[test]
+    fn without_an_exporter_a_requests_span_passes_the_callers_trace_on() {
+        let log = LogSettings {
+            format: LogFormat::Json,
+            level: "warn".to_owned(),
+        };
+        let subscriber = subscriber(&log, None, Lines::default);
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let sent = tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", trace_id = Empty);
+            continue_trace(&request, |name| (name == "traceparent").then_some(caller));
+            trace_headers(&request)
+        });
+        let (_, value) = sent
+            .iter()
+            .find(|(name, _)| name == "traceparent")
+            .expect("a traceparent");
+        let parts: Vec<_> = value.split('-').collect();
+        assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "{value}");
+        assert_ne!(parts[2], "00f067aa0ba902b7", "{value}");
+        assert_eq!(parts[3], "00", "{value}");
     }
 
     #[test]

@@ -53,6 +53,15 @@ fn receiver() -> (String, Arc<Mutex<Vec<Span>>>) {
 }
 
 fn serve(sandbox: &Sandbox, otlp_endpoint: Option<&str>, dir: &std::path::Path) -> ServeProcess {
+    serve_with(sandbox, otlp_endpoint, &[], dir)
+}
+
+fn serve_with(
+    sandbox: &Sandbox,
+    otlp_endpoint: Option<&str>,
+    settings: &[(&'static str, &str)],
+    dir: &std::path::Path,
+) -> ServeProcess {
     let defaults = SandboxConfig::default();
     let account = (
         defaults.app_key.as_str(),
@@ -63,6 +72,11 @@ fn serve(sandbox: &Sandbox, otlp_endpoint: Option<&str>, dir: &std::path::Path) 
     if let Some(endpoint) = otlp_endpoint {
         env.push(("BFF__TELEMETRY__OTLP_ENDPOINT", endpoint.to_owned()));
     }
+    env.extend(
+        settings
+            .iter()
+            .map(|&(name, value)| (name, value.to_owned())),
+    );
     ServeProcess::start(&env)
 }
 
@@ -70,8 +84,13 @@ fn jwt() -> String {
     claim_jwt("s-1", 1001)
 }
 
-/// A bind carrying the caller's trace; answers its status.
+/// A bind carrying the caller's trace, sampled; answers its status.
 async fn traced_bind(server: &ServeProcess, jwt: &str) -> u16 {
+    traced_bind_flagged(server, jwt, "01").await
+}
+
+/// A bind carrying the caller's trace with the trace `flags` given; answers its status.
+async fn traced_bind_flagged(server: &ServeProcess, jwt: &str, flags: &str) -> u16 {
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(20))
         .finish();
@@ -80,7 +99,10 @@ async fn traced_bind(server: &ServeProcess, jwt: &str) -> u16 {
         .put(format!("{}/v1/me/phone-number", server.public))
         .insert_header(("Authorization", format!("Bearer {jwt}")))
         .insert_header(("X-Request-Id", "traced-bind-1"))
-        .insert_header(("traceparent", format!("00-{TRACE_ID}-{CALLER_SPAN}-01")))
+        .insert_header((
+            "traceparent",
+            format!("00-{TRACE_ID}-{CALLER_SPAN}-{flags}"),
+        ))
         .send_json(&json!({"phoneNumber": PHONE}))
         .await
         .unwrap();
@@ -250,21 +272,41 @@ async fn an_unreachable_collector_fails_no_request_and_holds_no_shutdown() {
     assert!(finished.success, "exit 0: {}", finished.stderr);
 }
 
-#[actix_web::test]
-async fn without_an_exporter_the_call_and_the_log_lines_still_carry_the_callers_trace() {
+/// A bind with the caller's trace flagged `flags` to a service that exports no spans and
+/// runs with `settings`: the parts of the `traceparent` AutoShares got, and what the
+/// service logged.
+async fn bind_without_an_exporter(
+    settings: &[(&'static str, &str)],
+    flags: &str,
+) -> (Vec<String>, String) {
     let sandbox = sandbox::start(
         TcpListener::bind("127.0.0.1:0").unwrap(),
         SandboxConfig::default(),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(&sandbox, None, dir.path());
-    assert_eq!(traced_bind(&server, &jwt()).await, 200);
+    let server = serve_with(&sandbox, None, settings, dir.path());
+    assert_eq!(traced_bind_flagged(&server, &jwt(), flags).await, 200);
     server.terminate();
     let finished = server.finish();
     assert!(finished.success, "exit 0: {}", finished.stderr);
+    (traceparent_sent(&sandbox), finished.stdout)
+}
 
-    let parts = traceparent_sent(&sandbox);
+#[actix_web::test]
+async fn without_an_exporter_the_call_and_the_log_lines_still_carry_the_callers_trace() {
+    let (parts, stdout) = bind_without_an_exporter(&[], "01").await;
     assert_eq!(parts[3], "01", "the caller's sampling decision");
-    lines_in_the_callers_trace(&finished.stdout);
+    lines_in_the_callers_trace(&stdout);
+}
+
+#[actix_web::test]
+async fn without_an_exporter_or_a_line_of_the_request_autoshares_still_gets_the_callers_trace() {
+    // At `warn` no line of the request is written, so no line needs its span.
+    let (parts, stdout) = bind_without_an_exporter(&[("BFF__LOG__LEVEL", "warn")], "00").await;
+    assert_eq!(parts[3], "00", "the caller's decision not to sample");
+    assert!(
+        !stdout.contains("traced-bind-1"),
+        "no line of the request: {stdout}"
+    );
 }
