@@ -46,7 +46,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::{LookupSpan, Registry};
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _, filter};
+use tracing_subscriber::{EnvFilter, Layer, filter};
 
 use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 
@@ -148,6 +148,21 @@ where
     let kept = filter::filter_fn(move |meta| !exports && carries_trace(meta, false))
         .with_max_level_hint(EXPORTED_LEVEL);
     let lines = match LogFilter::new(&log.level) {
+        // The log layer alone: its filter is the subscriber's, decided once per callsite,
+        // where a filter of the layer's own is asked again on every span entered and left.
+        LogFilter::ByTarget(targets) if !exports => {
+            let most_verbose = Layer::<Registry>::max_level_hint(&*targets)
+                .map_or(EXPORTED_LEVEL.into(), |hint| {
+                    hint.max(EXPORTED_LEVEL.into())
+                });
+            let filter = filter::filter_fn(move |meta| {
+                targets.would_enable(meta.target(), meta.level()) || carries_trace(meta, false)
+            })
+            .with_max_level_hint(most_verbose);
+            // The filter outermost: a pair of layers in the list reports the level hint of
+            // its outer one, and without the filter's, every `log` record would be made.
+            lines.and_then(filter).boxed()
+        }
         LogFilter::ByTarget(filter) => lines.with_filter(filter.or(kept)).boxed(),
         LogFilter::Dynamic(filter) => lines.with_filter(filter.or(kept)).boxed(),
     };
