@@ -142,29 +142,33 @@ where
             .with_writer(writer)
             .boxed(),
     };
-    // Without an exporter, the spans that keep a request's trace are made for the log
-    // layer even when the log level would leave them out: the trace goes on to AutoShares.
+    // Without an exporter, the log layer also makes the spans that keep a request's trace,
+    // even when the log level would leave them out: the trace goes on to AutoShares. With
+    // one, the span layer makes them.
     let exports = provider.is_some();
-    let kept = filter::filter_fn(move |meta| !exports && carries_trace(meta, false))
-        .with_max_level_hint(EXPORTED_LEVEL);
-    let lines = match LogFilter::new(&log.level) {
+    let traced = |meta: &Metadata<'_>| carries_trace(meta, false);
+    let lines = match (LogFilter::new(&log.level), exports) {
         // The log layer alone: its filter is the subscriber's, decided once per callsite,
         // where a filter of the layer's own is asked again on every span entered and left.
-        LogFilter::ByTarget(targets) if !exports => {
+        (LogFilter::ByTarget(targets), false) => {
             let most_verbose = Layer::<Registry>::max_level_hint(&*targets)
                 .map_or(EXPORTED_LEVEL.into(), |hint| {
                     hint.max(EXPORTED_LEVEL.into())
                 });
             let filter = filter::filter_fn(move |meta| {
-                targets.would_enable(meta.target(), meta.level()) || carries_trace(meta, false)
+                targets.would_enable(meta.target(), meta.level()) || traced(meta)
             })
             .with_max_level_hint(most_verbose);
             // The filter outermost: a pair of layers in the list reports the level hint of
             // its outer one, and without the filter's, every `log` record would be made.
             lines.and_then(filter).boxed()
         }
-        LogFilter::ByTarget(filter) => lines.with_filter(filter.or(kept)).boxed(),
-        LogFilter::Dynamic(filter) => lines.with_filter(filter.or(kept)).boxed(),
+        (LogFilter::Dynamic(filter), false) => {
+            let traced = filter::filter_fn(traced).with_max_level_hint(EXPORTED_LEVEL);
+            lines.with_filter(filter.or(traced)).boxed()
+        }
+        (LogFilter::ByTarget(filter), true) => lines.with_filter(*filter).boxed(),
+        (LogFilter::Dynamic(filter), true) => lines.with_filter(*filter).boxed(),
     };
     // A span carries its own fields only: no source location, thread, target or busy
     // and idle times, and entering it sets no OpenTelemetry context (the service reads a
