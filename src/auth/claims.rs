@@ -1,7 +1,7 @@
 //! The registered claims every token must carry (docs/api.md "Authentication"): `exp`,
-//! `iss`, `aud` and a `sub` that is not blank present, `exp` not past and `nbf` (when sent) reached, both
-//! with `auth.leeway_s`, `iss` the configured issuer and `aud` naming the configured
-//! audience. They are checked on the claims as read once for the caller, with
+//! `iss`, `aud` and a `sub` that is not blank present, `exp` not past and `nbf` (when
+//! sent) reached, both with `auth.leeway_s`, `iss` the configured issuer and `aud` naming
+//! the configured audience. They are checked on the claims as read once for the caller, with
 //! jsonwebtoken's rules: a time is a number of seconds (a fraction is rounded), `iss` and
 //! `aud` a string or an array of strings of which one must match, and a claim of another
 //! type counts as missing.
