@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use autoshares_bff::sandbox::{self, Sandbox, SandboxConfig};
-use common::{CLAIM_SECRET, ServeProcess, claim_jwt, claim_serve_env, spawn_routes};
+use common::{CLAIM_SECRET, ClosedPort, ServeProcess, claim_jwt, claim_serve_env, spawn_routes};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -260,12 +260,13 @@ async fn an_unreachable_collector_fails_no_request_and_holds_no_shutdown() {
         SandboxConfig::default(),
     )
     .unwrap();
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = ClosedPort::new();
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(&sandbox, Some(&format!("http://{closed}")), dir.path());
+    let server = serve(
+        &sandbox,
+        Some(&format!("http://{}", closed.addr())),
+        dir.path(),
+    );
     assert_eq!(traced_bind(&server, &jwt()).await, 200);
     server.terminate();
     let finished = server.finish();

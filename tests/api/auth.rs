@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
-use crate::common::spawn_routes_on;
+use crate::common::{ClosedPort, spawn_routes_on};
 use crate::helpers::{
     AUDIENCE, ISSUER, Options, TestApp, now, spawn_app, spawn_with, wait_for_status,
 };
@@ -323,16 +323,12 @@ async fn a_jwks_file_key_rotation_is_picked_up_on_the_first_unknown_kid() {
 }
 
 /// An app whose JWKS URL is a closed port on this machine, and that port.
-async fn app_with_jwks_down() -> (TestApp, std::net::SocketAddr) {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let app = spawn_with(
-        Options::default()
-            .with("auth.hs256_secret", "")
-            .with("auth.jwks_url", format!("http://{closed}/jwks.json")),
-    )
+async fn app_with_jwks_down() -> (TestApp, ClosedPort) {
+    let closed = ClosedPort::new();
+    let app = spawn_with(Options::default().with("auth.hs256_secret", "").with(
+        "auth.jwks_url",
+        format!("http://{}/jwks.json", closed.addr()),
+    ))
     .await;
     (app, closed)
 }
@@ -366,7 +362,7 @@ async fn a_jwks_url_down_at_start_is_picked_up_within_seconds_of_coming_up() {
 
     let document = Arc::new(Mutex::new(json!({"keys": [key.jwk.clone()]})));
     let fetches = Arc::new(AtomicUsize::new(0));
-    jwks_server_on(TcpListener::bind(closed).unwrap(), document, fetches);
+    jwks_server_on(closed.listen(), document, fetches);
 
     let ready = wait_for_status(&app, "/readyz", 200).await;
     assert_eq!(ready.json()["jwks"], "ok");

@@ -38,13 +38,11 @@ async fn readyz_names_an_unreachable_database_and_recovers_when_it_returns() {
 
 #[actix_web::test]
 async fn the_service_starts_with_the_database_down() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let app = spawn_with(
-        Options::default().with("database.url", format!("postgres://postgres@{closed}/none")),
-    )
+    let closed = crate::common::ClosedPort::new();
+    let app = spawn_with(Options::default().with(
+        "database.url",
+        format!("postgres://postgres@{}/none", closed.addr()),
+    ))
     .await;
     assert_eq!(app.admin_get("/healthz", None).await.status, 200);
     let down = wait_for_status(&app, "/readyz", 503).await;

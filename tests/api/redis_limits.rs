@@ -207,14 +207,11 @@ async fn without_redis_binds_fail_closed_and_recover_when_it_returns() {
 
 #[actix_web::test]
 async fn allow_on_backend_error_lets_binds_through_and_counts_them() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = crate::common::ClosedPort::new();
     let app = spawn_with(
         Options::default()
             .with("rate_limit.backend", "redis")
-            .with("redis.url", format!("redis://{closed}"))
+            .with("redis.url", format!("redis://{}", closed.addr()))
             .with("rate_limit.on_backend_error", "allow"),
     )
     .await;

@@ -1,4 +1,3 @@
-use std::net::TcpListener;
 use std::time::Duration;
 
 use serde_json::json;
@@ -146,11 +145,9 @@ async fn a_slow_login_counts_against_the_same_deadline() {
 
 #[actix_web::test]
 async fn a_refused_connection_is_503() {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let app = spawn_with(Options::default().upstream(&format!("http://{closed}/api"))).await;
+    let closed = crate::common::ClosedPort::new();
+    let app =
+        spawn_with(Options::default().upstream(&format!("http://{}/api", closed.addr()))).await;
     let caller = app.linked_caller("sub-1", 1001).await;
     app.get_phone_number(&caller)
         .await

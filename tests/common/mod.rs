@@ -15,12 +15,40 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_autoshares-bff");
 
+/// A loopback port free a moment ago, for a process that binds it itself.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A loopback port held by a bound socket that does not listen: connecting to it is
+/// refused, and no other socket, this process's outgoing connections included, can take
+/// the port while the test runs. A port only freed could be taken between the test's
+/// reading it and its use.
+pub struct ClosedPort(socket2::Socket);
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        use socket2::{Domain, Protocol, Socket, Type};
+        // Without SO_REUSEADDR: no other socket may bind the port, with it or not.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        Self(socket)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.0.local_addr().unwrap().as_socket().unwrap()
+    }
+
+    /// The port comes up: it listens from now on.
+    pub fn listen(self) -> TcpListener {
+        self.0.listen(128).unwrap();
+        self.0.into()
+    }
 }
 
 /// A one-worker HTTP server on a free loopback port, serving `routes`; its address.

@@ -27,8 +27,8 @@ async fn the_primary_is_found_through_the_sentinels_and_followed_across_a_failov
         .collect();
     let nodes: Vec<String> = sentinels.iter().map(RedisProcess::url).collect();
     // One listed sentinel is down from the start: the others answer.
-    let dead = crate::common::free_port();
-    let list = format!("redis://127.0.0.1:{dead},{}", nodes.join(","));
+    let dead = crate::common::ClosedPort::new();
+    let list = format!("redis://{},{}", dead.addr(), nodes.join(","));
     let fake = autoshares();
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(
