@@ -3,13 +3,14 @@
 //! the client address and the request id.
 //!
 //! A request about to be sent to AutoShares first has its event committed, with the
-//! outcome `unknown` ([`Audit::before_call`], a group commit), and the outcome written
-//! over it once AutoShares answered ([`Audit::finish`]), before the caller is answered: a
-//! process killed at any moment leaves every call that may have reached AutoShares in the
-//! table. The events of requests refused before that point are only queued, and one task
-//! writes the queue in batches. While the database cannot take them, queued events wait
-//! in a bounded queue; when it is full the oldest is forced out and counted in
-//! `bff_audit_dropped_total`. At shutdown the queue is written before the process exits.
+//! outcome `unknown` ([`Audit::before_call`], a group commit): a process killed at any
+//! moment leaves every call that may have reached AutoShares in the table. Everything
+//! else is only queued ([`Audit::record`]), and one task writes the queue in batches: the
+//! events of requests refused before that point, and the outcomes of the calls, each its
+//! event written again over `unknown`. While the database cannot take them, queued events
+//! wait in a bounded queue; when it is full the oldest is forced out and counted in
+//! `bff_audit_dropped_total`. At shutdown the queue is written before the process exits;
+//! a subject's history written here first shows this process's queued events.
 
 mod group;
 mod store;
@@ -198,7 +199,8 @@ impl Audit {
 
     /// Commits `event` with the outcome `unknown`, ahead of its call to AutoShares, in a
     /// transaction shared with the requests that arrive meanwhile. On an error the call
-    /// must not be made; the event is then an ordinary one again, for [`Audit::finish`].
+    /// must not be made; the event is then an ordinary one again. Either way, the event
+    /// with its outcome goes to [`Audit::record`] once the request has one.
     pub async fn before_call(&self, event: &mut Event) -> Result<(), StoreError> {
         let mut ahead = event.clone();
         ahead.id = Some(EventId::new());
@@ -211,25 +213,10 @@ impl Audit {
         Ok(())
     }
 
-    /// Writes `event` with its outcome. One written ahead of its call is written again,
-    /// before answering, which replaces `unknown` on its row (should that fail, it is
-    /// queued, and the row reads `unknown` meanwhile); any other is queued for the writer.
-    pub async fn finish(&self, event: Event) {
-        if event.id.is_none() {
-            return self.record(event);
-        }
-        let seq = self.seq();
-        if let Err(error) = self
-            .group
-            .commit(&self.store, &self.metrics, seq, event.clone())
-            .await
-        {
-            tracing::warn!(%error, "an audit outcome is queued: the database did not take it");
-            self.record(event);
-        }
-    }
-
     /// Queues `event`, whose outcome is known, for the writer; never waits for the database.
+    /// One written ahead of its call reads `unknown` until the batch that takes it commits
+    /// (within `LINGER` while the database takes writes), which then replaces `unknown` on
+    /// its row.
     pub fn record(&self, event: Event) {
         let queued = {
             let mut queue = self.lock();
@@ -343,12 +330,30 @@ impl Audit {
         }
     }
 
-    /// A subject's events, newest first.
+    /// A subject's events, newest first: this process's events queued until now are
+    /// written first, so the history read from the replica that answered a request shows
+    /// its outcome. If they cannot be written, what is stored is read all the same.
     pub async fn history(
         &self,
         subject: &Subject,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.write_queued_before(self.next_seq.load(Ordering::Relaxed))
+            .await;
         self.store.history(subject, limit).await
+    }
+
+    /// Writes the queued events numbered below `end`, batch by batch, until one fails.
+    async fn write_queued_before(&self, end: u64) {
+        while self
+            .lock()
+            .events
+            .front()
+            .is_some_and(|(seq, _)| *seq < end)
+        {
+            if self.write_batch().await.is_err() {
+                return;
+            }
+        }
     }
 }

@@ -118,7 +118,7 @@ pub async fn bind(
         if let Some(quota) = app.limits.user_quota(caller.user).await {
             insert_rate_limit(&mut response, &quota);
         }
-        audited(&app, event, response).await
+        audited(&app, event, response)
     })
     .await
 }
@@ -138,15 +138,15 @@ async fn to_the_end(work: impl Future<Output = HttpResponse> + 'static) -> HttpR
     })
 }
 
-/// Writes the answer's outcome to the request's audit event (docs/operations.md "Audit
-/// trail"): before the answer leaves when the event was written ahead of its call, else
-/// queued. A replayed idempotent answer is the first bind's answer again, not a new event.
-async fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
+/// Queues the request's audit event with the answer's outcome (docs/operations.md "Audit
+/// trail"), which an event written ahead of its call takes once the queue's next batch
+/// commits. A replayed idempotent answer is the first bind's answer again, not a new event.
+fn audited(app: &AppState, mut event: Event, response: HttpResponse) -> HttpResponse {
     if response.headers().contains_key(IDEMPOTENCY_REPLAYED) {
         return response;
     }
     event.outcome = outcome(&response);
-    app.audit.finish(event).await;
+    app.audit.record(event);
     response
 }
 
@@ -312,7 +312,7 @@ pub async fn complete(
                     |status| HttpResponse::Ok().json(status),
                 ),
         };
-        audited(&app, event, response).await
+        audited(&app, event, response)
     })
     .await
 }
@@ -441,7 +441,7 @@ pub async fn unbind(
             Ok(()) => HttpResponse::NoContent().finish(),
             Err(error) => error.error_response(),
         };
-        audited(&app, event, response).await
+        audited(&app, event, response)
     })
     .await
 }

@@ -411,7 +411,8 @@ const CONCURRENT: usize = 100;
 
 /// Events written ahead of their calls by requests that arrive together share
 /// transactions (group commit), each reads `unknown` until its outcome is written, and
-/// each outcome lands on its own event.
+/// the outcomes are queued, not waited for: they land on their own events in one batch,
+/// which a read of the history writes first.
 #[actix_web::test]
 async fn events_ahead_of_their_calls_share_transactions_and_take_their_outcomes() {
     let database = TestDatabase::sqlite().await;
@@ -454,14 +455,22 @@ async fn events_ahead_of_their_calls_share_transactions_and_take_their_outcomes(
             "ok"
         }
     };
-    let finished = events.into_iter().enumerate().map(|(i, mut event)| {
-        let audit = Arc::clone(&audit);
+    for (i, mut event) in events.into_iter().enumerate() {
         event.outcome = outcome(i).to_owned();
-        actix_web::rt::spawn(async move { audit.finish(event).await })
-    });
-    futures_util::future::join_all(finished).await;
-    assert_eq!(audit.queued(), 0, "every outcome was written at once");
+        audit.record(event);
+    }
+    assert_eq!(
+        audit.queued(),
+        CONCURRENT,
+        "the outcomes wait for the writer"
+    );
     let stored = audit.history(&subject, 1000).await.unwrap();
+    assert_eq!(audit.queued(), 0, "the history wrote them first");
+    assert_eq!(
+        sample(&metrics.encode(), "bff_audit_batch_events_count"),
+        transactions + 1.0,
+        "in one transaction"
+    );
     assert_eq!(stored.len(), CONCURRENT, "outcomes add no events");
     for event in stored {
         let i: usize = event.request_id["request-".len()..].parse().unwrap();

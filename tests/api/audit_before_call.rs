@@ -147,11 +147,13 @@ async fn a_killed_process_leaves_an_event_for_every_call_autoshares_received(url
         .filter(|(_, status)| *status == 200)
         .map(|(request_id, _)| request_id)
         .collect();
+    // An outcome is queued when the caller is answered: a bind answered 200 reads `ok`,
+    // or `unknown` when the process was killed before the batch that held its outcome.
     for request_id in &ok {
-        assert_eq!(
-            events.get(*request_id).map(Vec::as_slice),
-            Some(&["ok".to_owned()][..]),
-            "a bind answered 200 reads ok"
+        let outcomes = events.get(*request_id).map(Vec::as_slice).unwrap_or(&[]);
+        assert!(
+            matches!(outcomes, [one] if one == "ok" || one == "unknown"),
+            "a bind answered 200: {request_id} {outcomes:?}"
         );
     }
     assert!(
