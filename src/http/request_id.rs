@@ -50,10 +50,11 @@ fn acceptable(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-/// 32 characters of base64url: all within the accepted set.
+/// 32 characters of base64url: all within the accepted set. The bytes come from the
+/// thread's generator (a CSPRNG the OS seeds), not a system call per request.
 fn mint() -> String {
     let mut bytes = [0u8; 24];
-    aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
+    rand::fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

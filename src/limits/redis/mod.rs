@@ -521,16 +521,8 @@ async fn timed<T>(
 /// A name for one call of a script that decides once per call (see `BIND_SCRIPT`).
 fn call_id() -> String {
     let mut bytes = [0u8; 12];
-    // The system's random source; should it fail, the name is still unique enough for the
-    // minute it lives, by the clock.
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..12]);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
 }
 
 fn millis(duration: Duration) -> u64 {
