@@ -87,6 +87,11 @@ pub struct Envelope(RandomizedNonceKey);
 
 impl Envelope {
     pub fn new(key: &[u8; 32]) -> Self {
+        // The nonces come from AWS-LC's generator, which seeds itself from CPU jitter the
+        // first time the process uses it (tens of milliseconds of CPU). One draw here does
+        // that while the service starts, not on the thread of the first bind it serves.
+        let mut seeded = [0u8; NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut seeded).expect("the system random source is available");
         Self(
             RandomizedNonceKey::new(&AES_256_GCM, key)
                 .expect("a 32-byte key is valid for AES-256-GCM"),
