@@ -143,16 +143,22 @@ impl ServeProcess {
         }
     }
 
-    /// Waits until `/readyz` answers 200.
+    /// Waits until `/readyz` answers 200; else fails with its last answer (which part is
+    /// down) or why there was none (a process that could not start refuses connections).
     pub async fn wait_ready(&self, client: &awc::Client) {
+        let mut last = String::new();
         for _ in 0..100 {
-            let ready = client.get(format!("{}/readyz", self.admin)).send().await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return;
+            match client.get(format!("{}/readyz", self.admin)).send().await {
+                Ok(answer) if answer.status() == 200 => return,
+                Ok(mut answer) => {
+                    let body = answer.body().await.unwrap_or_default();
+                    last = format!("{} {}", answer.status(), String::from_utf8_lossy(&body));
+                }
+                Err(error) => last = error.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("serve never became ready");
+        panic!("serve never became ready; /readyz last: {last}");
     }
 
     /// How many of the process's threads have a name starting with `prefix` (Linux keeps
