@@ -339,23 +339,13 @@ pub fn continue_trace<'a>(span: &Span, header: impl Fn(&str) -> Option<&'a str>)
 /// sampled trace; with a span id of its own either way.
 fn child_of(caller: &SpanContext) -> SpanContext {
     let ids = RandomIdGenerator::default();
-    if caller.is_valid() {
-        SpanContext::new(
-            caller.trace_id(),
-            ids.new_span_id(),
-            caller.trace_flags(),
-            false,
-            caller.trace_state().clone(),
-        )
+    let (trace_id, flags, state) = if caller.is_valid() {
+        let state = caller.trace_state().clone();
+        (caller.trace_id(), caller.trace_flags(), state)
     } else {
-        SpanContext::new(
-            ids.new_trace_id(),
-            ids.new_span_id(),
-            TraceFlags::SAMPLED,
-            false,
-            opentelemetry::trace::TraceState::default(),
-        )
-    }
+        (ids.new_trace_id(), TraceFlags::SAMPLED, Default::default())
+    };
+    SpanContext::new(trace_id, ids.new_span_id(), flags, false, state)
 }
 
 fn keep_trace(span: &Span, trace: TraceOf) {
