@@ -1,4 +1,5 @@
-//! libphonenumber's `parse` for the one form this service accepts: `+` and ASCII digits.
+//! libphonenumber's `parse` for the one form this service accepts, `+` and ASCII digits,
+//! and the region and type of what it reads.
 //!
 //! `parse` first runs two general patterns over its input, one that decides whether it
 //! looks like a phone number at all and one that finds an extension (`ext. 12`, `#12`,
@@ -7,14 +8,17 @@
 //! also most of its cost (about four fifths of a bind's number check, counted with
 //! callgrind), so this module runs the steps that follow them, the library's own, in its
 //! order: the country calling code, then the national prefix (`+44 0 7400…` is
-//! `+44 7400…`) when what remains after it is still of a possible length. The test below
-//! holds the result equal to `parse`'s for every example number of every region and kind,
-//! with trunk prefixes put back, shortened and lengthened, and for random digits; the
+//! `+44 7400…`) when what remains after it is still of a possible length. Likewise the
+//! number's region and type come from one pass of the library's steps for both. The tests
+//! below hold the results equal to the library's for every example number of every region
+//! and kind, with trunk prefixes put back, shortened and lengthened, and for random digits; the
 //! crate's version is pinned in `Cargo.toml` because these steps are its public methods
 //! rather than its documented interface.
 
 use rlibphonenumber::interfaces::AsOriginal;
-use rlibphonenumber::{NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, ValidationError};
+use rlibphonenumber::{
+    NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberType, Region, ValidationError,
+};
 
 /// libphonenumber's bounds on a national significant number.
 const NATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 2..=17;
@@ -54,6 +58,41 @@ pub fn parse(digits: &str) -> Option<PhoneNumber> {
         return None;
     }
     number(country_code, &national)
+}
+
+/// What `number.get_region_code()` and `number.get_type()` give, with the library's steps
+/// run once. `get_type` finds the region itself, and where regions share a country code
+/// (`+1`, `+7`, `+44`, …) finding it runs each candidate's type patterns until one fits:
+/// asking for both ran those patterns up to three times, where this runs them once.
+pub fn region_and_type(number: &PhoneNumber) -> (Option<Region>, PhoneNumberType) {
+    let library = PHONE_NUMBER_UTIL.as_original();
+    let national = rlibphonenumber::get_national_significant_number_owned(number);
+    let code = number.country_code;
+    let Some(regions) = library.get_regions_for_country_calling_code(code) else {
+        return (None, PhoneNumberType::Unknown);
+    };
+    let shared = regions.len() > 1;
+    for region in regions {
+        let Some(metadata) = library.get_metadata_for_region_or_calling_code(code, region) else {
+            return (Some(region).filter(|_| !shared), PhoneNumberType::Unknown);
+        };
+        let kind = library
+            .get_number_type_helper(&national, metadata)
+            .unwrap_or(PhoneNumberType::Unknown);
+        // Of shared regions, the first whose leading digits or type patterns fit.
+        let leading = || {
+            metadata
+                .leading_digits()
+                .anchor_start()
+                .ok()
+                .flatten()
+                .is_some_and(|pattern| pattern.is_match(&national))
+        };
+        if !shared || kind != PhoneNumberType::Unknown || leading() {
+            return (Some(region), kind);
+        }
+    }
+    (None, PhoneNumberType::Unknown)
 }
 
 /// The number with `national` as its significant digits, leading zeros kept the way the
@@ -138,6 +177,11 @@ mod tests {
             let ours = parse(digits);
             assert_eq!(ours, library(digits), "+{digits}");
             if let Some(number) = ours {
+                assert_eq!(
+                    region_and_type(&number),
+                    (number.get_region_code(), number.get_type()),
+                    "+{digits}"
+                );
                 let national = rlibphonenumber::get_national_significant_number_owned(&number);
                 prefix_dropped +=
                     usize::from(format!("{}{national}", number.country_code) != *digits);
@@ -153,7 +197,14 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn it_reads_any_digits_as_the_library_does(digits in "[0-9]{0,17}") {
-            proptest::prop_assert_eq!(parse(&digits), library(&digits));
+            let ours = parse(&digits);
+            proptest::prop_assert_eq!(&ours, &library(&digits));
+            if let Some(number) = ours {
+                proptest::prop_assert_eq!(
+                    region_and_type(&number),
+                    (number.get_region_code(), number.get_type())
+                );
+            }
         }
     }
 }

@@ -54,10 +54,9 @@ pub struct Country([u8; 2]);
 impl Country {
     const UNKNOWN: Self = Self(*b"ZZ");
 
-    /// The number's region; `ZZ` also for the non-geographic codes (`001`).
-    fn of(parsed: &rlibphonenumber::PhoneNumber) -> Self {
-        parsed
-            .get_region_code()
+    /// A number's region; `ZZ` also for the non-geographic codes (`001`).
+    fn of(region: Option<rlibphonenumber::Region>) -> Self {
+        region
             .and_then(|region| region.as_region_str().as_bytes().try_into().ok())
             .map_or(Self::UNKNOWN, Self)
     }
@@ -96,14 +95,15 @@ impl PhoneNumber {
             return Err(PhoneError::Invalid);
         }
         let parsed = e164::parse(digits).ok_or(PhoneError::Invalid)?;
-        // libphonenumber's "valid" is "of a known type for its region": one lookup answers
-        // both questions (each finds the region again, a regex search for shared codes).
-        match parsed.get_type() {
+        // libphonenumber's "valid" is "of a known type for its region": the type answers
+        // both questions, and finding it finds the region.
+        let (region, kind) = e164::region_and_type(&parsed);
+        match kind {
             PhoneNumberType::Unknown => return Err(PhoneError::Invalid),
             PhoneNumberType::Mobile | PhoneNumberType::FixedLineOrMobile => {}
             _ => return Err(PhoneError::NotSmsCapable),
         }
-        let country = Country::of(&parsed);
+        let country = Country::of(region);
         if let Some(allowed) = &rules.allowed_countries
             && !allowed.iter().any(|code| code == country.as_str())
         {
@@ -121,7 +121,9 @@ impl PhoneNumber {
         let country = number
             .strip_prefix('+')
             .and_then(e164::parse)
-            .map_or(Country::UNKNOWN, |parsed| Country::of(&parsed));
+            .map_or(Country::UNKNOWN, |parsed| {
+                Country::of(parsed.get_region_code())
+            });
         Self {
             e164: number,
             country,
