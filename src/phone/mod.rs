@@ -149,8 +149,7 @@ impl PhoneNumber {
 
 /// Masks all but the country-code end and the last two digits: `+1310*****69`.
 pub fn mask(e164: &str) -> String {
-    let chars: Vec<char> = e164.chars().collect();
-    let len = chars.len();
+    let len = e164.chars().count();
     let shown_head = if len >= 12 {
         5
     } else {
@@ -158,9 +157,11 @@ pub fn mask(e164: &str) -> String {
     };
     let shown_tail = if len > shown_head + 4 { 2 } else { 0 };
     let hidden = len.saturating_sub(shown_head + shown_tail);
-    let mut out: String = chars.iter().take(shown_head).collect();
+    let mut chars = e164.chars();
+    let mut out = String::with_capacity(e164.len());
+    out.extend(chars.by_ref().take(shown_head));
     out.extend(std::iter::repeat_n('*', hidden));
-    out.extend(chars.iter().skip(shown_head + hidden));
+    out.extend(chars.skip(hidden));
     out
 }
 
