@@ -15,13 +15,41 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_autoshares-bff");
 
-/// A loopback port free a moment ago, for a process that binds it itself.
+/// A loopback port for a process that binds it itself. Ports are handed out in turn from
+/// 10 000 to 19 999, below the kernel's ephemeral range, so that between the test's
+/// choosing one and the process's binding it no outgoing connection is given it and no
+/// other test of this binary is handed it (a Redis Cluster node's bus, its port + 10 000,
+/// stays below the range too); one in use now is passed over. Where the ephemeral range
+/// starts lower, a port the kernel just gave and took back.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 10_000;
+    const COUNT: u16 = 10_000;
+    static NEXT: LazyLock<Option<AtomicU16>> = LazyLock::new(|| {
+        let ephemeral_from: Option<u16> =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+                .ok()
+                .and_then(|range| range.split_whitespace().next()?.parse().ok());
+        // Binaries that run one after another start at different places.
+        let start = u16::try_from(std::process::id() % u32::from(COUNT)).unwrap();
+        ephemeral_from
+            .filter(|from| *from >= FIRST + 2 * COUNT)
+            .map(|_| AtomicU16::new(start))
+    });
+    let Some(next) = NEXT.as_ref() else {
+        return TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    };
+    loop {
+        let port = FIRST + next.fetch_add(1, Ordering::Relaxed) % COUNT;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A loopback port held by a bound socket that does not listen: connecting to it is
