@@ -279,8 +279,12 @@ impl Application {
         };
         // Every request has its answer: what they recorded is written before exit.
         self.audit.flush(AUDIT_FLUSH).await;
-        for chore in &self.chores {
+        // Each chore is dropped here, within the runtime: one holding a pooled connection
+        // (a checkpoint, a retention pass) hands it back through a task of the pool's,
+        // which cannot be spawned once the runtime is gone.
+        for chore in self.chores {
             chore.abort();
+            let _ = chore.await;
         }
         tracing::info!("stopped");
         outcome
