@@ -100,6 +100,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
     ));
     chores.push(actix_web::rt::spawn(Arc::clone(&audit).run()));
     chores.push(actix_web::rt::spawn(Arc::clone(&audit).prune_forever()));
+    chores.push(actix_web::rt::spawn(store.clone().checkpoint_forever()));
     let identity = match &settings.identity {
         IdentitySource::Database => Identity::database(store.clone(), Arc::clone(&metrics)),
         IdentitySource::Claim(name) => Identity::Claim(name.clone()),
