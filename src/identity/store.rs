@@ -46,7 +46,7 @@ const SQLITE_SYNCHRONOUS: &str = "PRAGMA synchronous = NORMAL";
 const SQLITE_NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
 /// How often the log is checkpointed: about as much log between two as SQLite's own
 /// threshold (1 000 pages) holds at a few thousand binds a second.
-pub const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
@@ -186,18 +186,13 @@ impl LinkStore {
         loop {
             tokio::time::sleep(SQLITE_CHECKPOINT_EVERY).await;
             let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
-            match self.run(async |c| checkpoint.execute(c).await).await {
-                Ok(_) if failing => {
-                    failing = false;
-                    tracing::info!("SQLite checkpoints run again");
-                }
-                Ok(_) => {}
-                Err(error) if !failing => {
-                    failing = true;
-                    tracing::warn!(%error, "SQLite checkpoint failed; retrying");
-                }
-                Err(_) => {}
+            let outcome = self.run(async |c| checkpoint.execute(c).await).await;
+            match (&outcome, failing) {
+                (Ok(_), true) => tracing::info!("SQLite checkpoints run again"),
+                (Err(error), false) => tracing::warn!(%error, "SQLite checkpoint failed; retrying"),
+                _ => {}
             }
+            failing = outcome.is_err();
         }
     }
 
