@@ -73,7 +73,8 @@ fn values<'q>(
     placeholders: Placeholders,
 ) -> Query<'q, Any, AnyArguments> {
     let sql = insert_statement(events.len(), placeholders);
-    let mut query = sqlx::query(AssertSqlSafe(sql)).persistent(false);
+    let mut query =
+        sqlx::query(AssertSqlSafe(sql)).persistent(placeholders.keeps_prepared(events.len()));
     for &(seq, event) in events {
         query = query
             .bind(unix_millis(event.at))

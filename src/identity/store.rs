@@ -6,8 +6,9 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::any::AnyPoolOptions;
+use sqlx::any::{AnyArguments, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
+use sqlx::query::QueryAs;
 use sqlx::{Any, AnyConnection, AnyPool, Connection as _};
 
 use crate::ids::{AutosharesUserId, Subject};
@@ -50,6 +51,9 @@ const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_m
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
+/// The longest shape of statement SQLite's connections keep prepared
+/// (`Placeholders::keeps_prepared`).
+const SQLITE_PREPARED_ROWS: usize = 2;
 /// The client's own bound on one call, for a server that stops answering altogether (a
 /// statement_timeout needs a server that still runs).
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -106,6 +110,19 @@ pub enum Placeholders {
 }
 
 impl Placeholders {
+    /// Whether a statement of `rows` rows (bound values, or lists of them) stays prepared
+    /// on its connection, to be run again without parsing it. On SQLite the shapes a
+    /// lightly loaded service runs over and over do: the lookup of one or two links, the
+    /// audit write of one or two events (parsing one of those cost a bind about a tenth of
+    /// its instructions). Each connection then keeps at most `SQLITE_PREPARED_ROWS` shapes
+    /// of each; the longer shapes of a busy service are parsed each time, as keeping them
+    /// all would cost each connection memory for up to one of every length. On PostgreSQL
+    /// no statement is kept: with PgBouncer in transaction mode, a named statement would
+    /// stay on a server connection that other clients share (docs/operations.md).
+    pub fn keeps_prepared(self, rows: usize) -> bool {
+        self == Self::Bare && rows <= SQLITE_PREPARED_ROWS
+    }
+
     /// Appends the names of bound values `numbers` (counted from 1), `, ` between them.
     pub fn push_list(self, sql: &mut String, numbers: std::ops::RangeInclusive<usize>) {
         let first = *numbers.start();
@@ -323,23 +340,30 @@ impl LinkStore {
         &self,
         subjects: &[&Subject],
     ) -> Result<HashMap<Subject, AutosharesUserId>, StoreError> {
-        let mut sql =
-            String::from("SELECT subject, autoshares_user_id FROM user_links WHERE subject IN (");
-        self.placeholders.push_list(&mut sql, 1..=subjects.len());
-        sql.push(')');
-        // The statement's text varies only in its count of placeholders; every subject is a
-        // bound value. (sqlx's QueryBuilder writes `?` for the Any driver, which PostgreSQL
-        // does not take.)
-        let statement =
-            sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql.as_str())).persistent(false);
-        let query = subjects
-            .iter()
-            .fold(statement, |query, subject| query.bind(subject.as_str()));
+        let query = self.links_query(subjects);
         let rows = self.run(async |c| query.fetch_all(c).await).await?;
         Ok(rows
             .into_iter()
             .map(|(subject, user)| (Subject::from(subject), AutosharesUserId(user)))
             .collect())
+    }
+
+    /// The statement of `fetch_links`. Its text varies only in its count of placeholders;
+    /// every subject is a bound value. (sqlx's QueryBuilder writes `?` for the Any driver,
+    /// which PostgreSQL does not take.)
+    fn links_query<'q>(
+        &self,
+        subjects: &[&'q Subject],
+    ) -> QueryAs<'q, Any, (String, i64), AnyArguments> {
+        let mut sql =
+            String::from("SELECT subject, autoshares_user_id FROM user_links WHERE subject IN (");
+        self.placeholders.push_list(&mut sql, 1..=subjects.len());
+        sql.push(')');
+        let statement = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .persistent(self.placeholders.keeps_prepared(subjects.len()));
+        subjects
+            .iter()
+            .fold(statement, |query, subject| query.bind(subject.as_str()))
     }
 
     /// Creates or replaces the link of `subject`.
@@ -482,6 +506,26 @@ mod tests {
             let mut sql = String::new();
             store.placeholders().push_list(&mut sql, 1..=3);
             assert_eq!(sql, expected, "{url}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn sqlite_keeps_the_short_lookups_prepared_and_postgresql_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}", dir.path().join("links.db").display());
+        let postgres = "postgres://u@127.0.0.1:1/db".to_owned();
+        let subjects: Vec<Subject> = (0..3).map(|n| Subject::from(format!("s{n}"))).collect();
+        for (url, kept) in [(sqlite, [true, true, false]), (postgres, [false; 3])] {
+            let store = LinkStore::connect_lazy(&SecretString::from(url.clone())).unwrap();
+            for (count, kept) in (1..=3).zip(kept) {
+                let batch: Vec<&Subject> = subjects.iter().take(count).collect();
+                let query = store.links_query(&batch);
+                assert_eq!(
+                    sqlx::Execute::persistent(&query),
+                    kept,
+                    "{url}, {count} subjects"
+                );
+            }
         }
     }
 
