@@ -20,7 +20,9 @@ use crate::client_address::{ForwardingHeader, TrustedProxies};
 use crate::config::{IdentitySource, LimitBackend, Settings};
 use crate::http::admin::{AdminState, Readiness, admin_routes};
 use crate::http::cors::{self, Cors};
-use crate::http::{AppState, RequestDeadline, RequestSpan, client, public_routes, request_id};
+use crate::http::{
+    AppState, RequestDeadline, RequestSpan, client, public_routes, request_id, task,
+};
 use crate::identity::{Identity, LinkStore};
 use crate::limits::{
     Backend, KeyedHash, Limits, MemoryLimits, Policy, Records, RedisLimits, RequestRates,
@@ -194,6 +196,7 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
             .app_data(web::Data::new(upstream.client()))
             .app_data(trusted_proxies.clone())
             .configure(public_routes)
+            .wrap(from_fn(task::own))
             .wrap(from_fn(cors::handle))
             .wrap(from_fn(client::locate))
             .wrap(TracingLogger::<RequestSpan>::new())

@@ -13,6 +13,7 @@ pub mod phone_number;
 pub mod problem;
 pub mod request_id;
 mod span;
+pub mod task;
 
 use std::sync::Arc;
 

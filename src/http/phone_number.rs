@@ -94,48 +94,30 @@ pub async fn bind(
     request_id: RequestId,
     client: ClientAddress,
 ) -> HttpResponse {
-    to_the_end(async move {
-        let mut event = Event::new(
-            &caller.subject,
-            caller.user,
-            Action::Bind,
-            client,
-            request_id.as_str(),
-        );
-        let mut response = match body {
-            Err(error) => error.error_response(),
-            Ok(body) => match PhoneNumber::parse(&body.phone_number, &app.phone_rules) {
-                Err(error) => ApiError::from(error).error_response(),
-                Ok(number) => {
-                    event.number(&number);
-                    let from = (&request, &request_id, client);
-                    let steps = bind_steps(&caller, &number, from, &app, &autoshares, &mut event);
-                    steps.await.unwrap_or_else(|error| error.error_response())
-                }
-            },
-        };
-        // Every answer to a linked caller tells its own quota (docs/api.md).
-        if let Some(quota) = app.limits.user_quota(caller.user).await {
-            insert_rate_limit(&mut response, &quota);
-        }
-        audited(&app, event, response)
-    })
-    .await
-}
-
-/// Runs a handler's `work`, which may reach AutoShares, as a task of its own, within the
-/// request's span: a caller that goes away (a reset connection drops the handler) cancels
-/// nothing, so the call (and a login it started) runs to its end and its answer is
-/// stored, its limits settled and its event audited as for a caller that waited
-/// (docs/api.md "Idempotency").
-async fn to_the_end(work: impl Future<Output = HttpResponse> + 'static) -> HttpResponse {
-    use tracing::Instrument as _;
-    let id = super::request_id::current().unwrap_or_default();
-    // On the heap before it is wrapped and spawned: each wrapper would copy it whole.
-    let work = super::request_id::within(id, Box::pin(work)).instrument(tracing::Span::current());
-    actix_web::rt::spawn(work).await.unwrap_or_else(|_| {
-        ApiError::Internal("a request's task ended early".into()).error_response()
-    })
+    let mut event = Event::new(
+        &caller.subject,
+        caller.user,
+        Action::Bind,
+        client,
+        request_id.as_str(),
+    );
+    let mut response = match body {
+        Err(error) => error.error_response(),
+        Ok(body) => match PhoneNumber::parse(&body.phone_number, &app.phone_rules) {
+            Err(error) => ApiError::from(error).error_response(),
+            Ok(number) => {
+                event.number(&number);
+                let from = (&request, &request_id, client);
+                let steps = bind_steps(&caller, &number, from, &app, &autoshares, &mut event);
+                steps.await.unwrap_or_else(|error| error.error_response())
+            }
+        },
+    };
+    // Every answer to a linked caller tells its own quota (docs/api.md).
+    if let Some(quota) = app.limits.user_quota(caller.user).await {
+        insert_rate_limit(&mut response, &quota);
+    }
+    audited(&app, event, response)
 }
 
 /// Queues the request's audit event with the answer's outcome (docs/operations.md "Audit
@@ -295,26 +277,23 @@ pub async fn complete(
     request_id: RequestId,
     client: ClientAddress,
 ) -> HttpResponse {
-    to_the_end(async move {
-        let mut event = Event::new(
-            &caller.subject,
-            caller.user,
-            Action::Complete,
-            client,
-            request_id.as_str(),
-        );
-        let response = match body {
-            Err(error) => error.error_response(),
-            Ok(body) => complete_steps(&caller, &body, &app, &autoshares, &request_id, &mut event)
-                .await
-                .map_or_else(
-                    |error| error.error_response(),
-                    |status| HttpResponse::Ok().json(status),
-                ),
-        };
-        audited(&app, event, response)
-    })
-    .await
+    let mut event = Event::new(
+        &caller.subject,
+        caller.user,
+        Action::Complete,
+        client,
+        request_id.as_str(),
+    );
+    let response = match body {
+        Err(error) => error.error_response(),
+        Ok(body) => complete_steps(&caller, &body, &app, &autoshares, &request_id, &mut event)
+            .await
+            .map_or_else(
+                |error| error.error_response(),
+                |status| HttpResponse::Ok().json(status),
+            ),
+    };
+    audited(&app, event, response)
 }
 
 /// Step 2 of a well-formed request: the token, the code, its attempt, AutoShares.
@@ -394,14 +373,11 @@ pub async fn read(
 ) -> HttpResponse {
     // A read may start the service's login: it too runs to its end (docs/operations.md
     // "The AutoShares client").
-    to_the_end(async move {
-        match autoshares.read(caller.user, request_id.as_str()).await {
-            Ok(Some(status)) => HttpResponse::Ok().json(PhoneNumberResponse::from(status)),
-            Ok(None) => ApiError::NoPhoneNumber.error_response(),
-            Err(error) => ApiError::from(error).error_response(),
-        }
-    })
-    .await
+    match autoshares.read(caller.user, request_id.as_str()).await {
+        Ok(Some(status)) => HttpResponse::Ok().json(PhoneNumberResponse::from(status)),
+        Ok(None) => ApiError::NoPhoneNumber.error_response(),
+        Err(error) => ApiError::from(error).error_response(),
+    }
 }
 
 /// Remove the user's phone number.
@@ -422,26 +398,23 @@ pub async fn unbind(
     request_id: RequestId,
     client: ClientAddress,
 ) -> HttpResponse {
-    to_the_end(async move {
-        let mut event = Event::new(
-            &caller.subject,
-            caller.user,
-            Action::Unbind,
-            client,
-            request_id.as_str(),
-        );
-        let unbound = match audit_before_call(&app, &mut event).await {
-            Ok(()) => autoshares
-                .unbind(caller.user, request_id.as_str())
-                .await
-                .map_err(ApiError::from),
-            Err(error) => Err(error),
-        };
-        let response = match unbound {
-            Ok(()) => HttpResponse::NoContent().finish(),
-            Err(error) => error.error_response(),
-        };
-        audited(&app, event, response)
-    })
-    .await
+    let mut event = Event::new(
+        &caller.subject,
+        caller.user,
+        Action::Unbind,
+        client,
+        request_id.as_str(),
+    );
+    let unbound = match audit_before_call(&app, &mut event).await {
+        Ok(()) => autoshares
+            .unbind(caller.user, request_id.as_str())
+            .await
+            .map_err(ApiError::from),
+        Err(error) => Err(error),
+    };
+    let response = match unbound {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err(error) => error.error_response(),
+    };
+    audited(&app, event, response)
 }
