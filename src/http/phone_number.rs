@@ -371,8 +371,9 @@ pub async fn read(
     autoshares: web::Data<AutoShares>,
     request_id: RequestId,
 ) -> HttpResponse {
-    // A read may start the service's login: it too runs to its end (docs/operations.md
-    // "The AutoShares client").
+    // A read may start the service's login, which runs to its end even if the caller goes
+    // away, as every request's work does (task.rs; docs/operations.md "The AutoShares
+    // client").
     match autoshares.read(caller.user, request_id.as_str()).await {
         Ok(Some(status)) => HttpResponse::Ok().json(PhoneNumberResponse::from(status)),
         Ok(None) => ApiError::NoPhoneNumber.error_response(),
