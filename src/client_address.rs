@@ -9,7 +9,9 @@
 //! the client, whatever it forwards. IPv4-mapped IPv6 addresses count as the IPv4 address
 //! they carry.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
@@ -111,6 +113,7 @@ impl TrustedProxies {
         }
         ClientAddress {
             ip: current,
+            text: Text::of(current),
             ipv6_prefix: self.ipv6_prefix,
         }
     }
@@ -128,6 +131,9 @@ fn plain_address(entry: &str) -> Option<IpAddr> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddress {
     ip: IpAddr,
+    /// `ip` as text, written once: the closing log line, the audit events and the
+    /// per-client quota each take it.
+    text: Text,
     /// How many leading bits of an IPv6 address name one client (`server.client_ipv6_prefix`).
     ipv6_prefix: u8,
 }
@@ -135,6 +141,19 @@ pub struct ClientAddress {
 impl ClientAddress {
     pub fn ip(self) -> IpAddr {
         self.ip
+    }
+
+    /// The address as text (`203.0.113.7`, `2001:db8::1`).
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// `group` as text: the address itself for IPv4.
+    pub fn group_text(&self) -> Cow<'_, str> {
+        match self.ip {
+            IpAddr::V4(_) => Cow::Borrowed(self.as_str()),
+            IpAddr::V6(_) => Cow::Owned(self.group().to_string()),
+        }
     }
 
     /// The unit a per-client limit counts: an IPv4 address, or the IPv6 prefix an address is
@@ -153,7 +172,42 @@ impl ClientAddress {
 
 impl fmt::Display for ClientAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.ip.fmt(f)
+        f.pad(self.as_str())
+    }
+}
+
+/// The longest text of an address: an IPv6 address that ends in an IPv4 one
+/// (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`).
+const LONGEST_TEXT: usize = 45;
+
+/// An address's text, kept inline so that `ClientAddress` stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Text {
+    len: u8,
+    bytes: [u8; LONGEST_TEXT],
+}
+
+impl Text {
+    fn of(ip: IpAddr) -> Self {
+        let mut bytes = [0; LONGEST_TEXT];
+        let mut rest = &mut bytes[..];
+        write!(rest, "{ip}").expect("an address's text fits its longest form");
+        let len = LONGEST_TEXT - rest.len();
+        Self {
+            len: u8::try_from(len).expect("45 fits a byte"),
+            bytes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)])
+            .expect("an address's text is ASCII")
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -356,5 +410,22 @@ mod tests {
             .client_of(ip("2001:db8:1:2:aaaa::1"), std::iter::empty())
             .group();
         assert_eq!(group, ip("2001:db8:1::"), "a /48");
+    }
+
+    #[test]
+    fn the_text_written_once_is_the_addresss_and_its_groups() {
+        for peer in [
+            "198.51.100.9",
+            "255.255.255.255",
+            "::ffff:198.51.100.9",
+            "2001:db8:1:2:aaaa::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::",
+        ] {
+            let client = TrustedProxies::default().client_of(ip(peer), std::iter::empty());
+            assert_eq!(client.as_str(), client.ip().to_string(), "{peer}");
+            assert_eq!(client.to_string(), client.ip().to_string(), "{peer}");
+            assert_eq!(client.group_text(), client.group().to_string(), "{peer}");
+        }
     }
 }

@@ -85,7 +85,7 @@ fn values<'q>(
             .bind(event.outcome.as_str())
             .bind(event.phone_number.as_deref())
             .bind(event.country.as_ref().map(Country::as_str))
-            .bind(event.client_address.to_string())
+            .bind(event.client_address.as_str())
             .bind(event.request_id.as_str())
             .bind(event.id.as_ref().map(EventId::as_str));
     }

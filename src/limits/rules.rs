@@ -161,7 +161,7 @@ impl<'a> BindFacts<'a> {
         let prefix = phone.prefix(policy.abuse.prefix_drop_digits);
         let client_digest = client
             .filter(|_| policy.per_client.is_some())
-            .map(|client| hash.digest("client", &client.group().to_string()));
+            .map(|client| hash.digest("client", &client.group_text()));
         Self {
             user,
             phone,
