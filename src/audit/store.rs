@@ -1,6 +1,7 @@
 //! The SQL of the `audit_events` table (migrations/), on the links' pool: a batch of events
 //! in one statement, a subject's history newest first, and retention.
 
+use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub struct StoredEvent {
 #[derive(Clone)]
 pub struct AuditStore {
     links: LinkStore,
+    /// The same database, on its writing connections (`LinkStore::writing`).
+    writer: LinkStore,
 }
 
 /// The columns of an event, in the order `values` binds them.
@@ -72,9 +75,16 @@ fn values<'q>(
     events: &[(u64, &'q Event)],
     placeholders: Placeholders,
 ) -> Query<'q, Any, AnyArguments> {
-    let sql = insert_statement(events.len(), placeholders);
-    let mut query =
-        sqlx::query(AssertSqlSafe(sql)).persistent(placeholders.keeps_prepared(events.len()));
+    let rows = events.len();
+    let mut query = if placeholders.keeps_writes_prepared() {
+        // Found again by its text: the same text each time, written once (SQLite's).
+        static KEPT: [OnceLock<String>; ROWS_PER_STATEMENT] =
+            [const { OnceLock::new() }; ROWS_PER_STATEMENT];
+        let text = KEPT[rows - 1].get_or_init(|| insert_statement(rows, placeholders));
+        sqlx::query(text.as_str()).persistent(true)
+    } else {
+        sqlx::query(AssertSqlSafe(insert_statement(rows, placeholders))).persistent(false)
+    };
     for &(seq, event) in events {
         query = query
             .bind(unix_millis(event.at))
@@ -120,6 +130,7 @@ impl AuditStore {
     pub fn new(links: &LinkStore) -> Self {
         Self {
             links: links.clone(),
+            writer: links.writing(),
         }
     }
 
@@ -131,17 +142,17 @@ impl AuditStore {
     /// row (the `ON CONFLICT` of its id), so the retry is safe even if the first reached
     /// the database.
     pub(super) async fn write(&self, events: &[(u64, &Event)]) -> Result<(), StoreError> {
-        let placeholders = self.links.placeholders();
+        let placeholders = self.writer.placeholders();
         let all_or_nothing = events.len() > ROWS_PER_STATEMENT;
         let work = async |c: &mut AnyConnection| insert_all(c, events, placeholders).await;
         let first = if all_or_nothing {
-            self.links.transaction(&work).await
+            self.writer.transaction(&work).await
         } else {
-            self.links.run(&work).await
+            self.writer.run(&work).await
         };
         match first {
             Err(error) if error.connection_lost() => {
-                self.links
+                self.writer
                     .run_on_live_connection(all_or_nothing, &work)
                     .await
             }
@@ -193,9 +204,47 @@ impl AuditStore {
             .persistent(false)
             .bind(before_ms);
         Ok(self
-            .links
+            .writer
             .run(async |c| query.execute(c).await)
             .await?
             .rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Action;
+    use crate::client_address::TrustedProxies;
+    use crate::ids::AutosharesUserId;
+
+    #[test]
+    fn sqlite_keeps_every_write_prepared_by_its_whole_text_and_postgresql_none() {
+        let client =
+            TrustedProxies::default().client_of([203, 0, 113, 7].into(), std::iter::empty());
+        let event = Event::new(
+            &Subject::from("s".to_owned()),
+            AutosharesUserId(1),
+            Action::Bind,
+            client,
+            "r",
+        );
+        let events: Vec<(u64, &Event)> = (0..50).map(|seq| (seq, &event)).collect();
+        for (placeholders, kept) in [(Placeholders::Bare, true), (Placeholders::Numbered, false)] {
+            // Each shape twice: the second time its text is the one kept.
+            for rows in [1, 2, 3, ROWS_PER_STATEMENT, 1, 2, 3, ROWS_PER_STATEMENT] {
+                let query = values(&events[..rows], placeholders);
+                assert_eq!(
+                    sqlx::Execute::persistent(&query),
+                    kept,
+                    "{placeholders:?}, {rows} events"
+                );
+                assert_eq!(
+                    sqlx::Execute::sql(query).as_str(),
+                    insert_statement(rows, placeholders),
+                    "{placeholders:?}, {rows} events"
+                );
+            }
+        }
     }
 }

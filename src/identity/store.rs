@@ -25,13 +25,16 @@ const BEGIN_WITH_TIMEOUT: &str = "BEGIN; SET LOCAL statement_timeout = 2000";
 /// trail's writes fill on every connection of the pool; the OS caches the file anyway).
 const SQLITE_CACHE_SIZE: &str = "PRAGMA cache_size = -256";
 /// The pool's connections. PostgreSQL's serve the link lookups (`loader::LANES` at a time),
-/// the audit writer and the admin API. SQLite's the same, but each is a thread of its own
-/// with its own page cache, and one file takes one writer at a time: more would cost memory
-/// and buy nothing.
+/// the audit writer and the admin API. SQLite's the same but the writes, which have a
+/// connection of their own (`LinkStore::writer`); each is a thread of its own with its own
+/// page cache, and one file takes one writer at a time: more would cost memory and buy
+/// nothing.
 const POSTGRES_CONNECTIONS: u32 = 10;
 /// The audit trail's writes at once on PostgreSQL, within `POSTGRES_CONNECTIONS`.
 const POSTGRES_CONCURRENT_WRITES: usize = 2;
-const SQLITE_CONNECTIONS: u32 = 6;
+const SQLITE_CONNECTIONS: u32 = 5;
+/// SQLite's writing connections, besides `SQLITE_CONNECTIONS` (`LinkStore::writer`).
+const SQLITE_WRITERS: u32 = 1;
 /// With the write-ahead log, a commit is in the operating system's hands when it returns,
 /// and the log is flushed to the disk at checkpoints: a commit survives the process being
 /// killed (what the audit trail's "before the call" guards against), and only a crash of
@@ -51,8 +54,8 @@ const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_m
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
-/// The longest shape of statement SQLite's connections keep prepared
-/// (`Placeholders::keeps_prepared`).
+/// The longest link lookup SQLite's reading connections keep prepared
+/// (`Placeholders::keeps_lookups_prepared`).
 const SQLITE_PREPARED_ROWS: usize = 2;
 /// The client's own bound on one call, for a server that stops answering altogether (a
 /// statement_timeout needs a server that still runs).
@@ -112,17 +115,25 @@ pub enum Placeholders {
 }
 
 impl Placeholders {
-    /// Whether a statement of `rows` rows (bound values, or lists of them) stays prepared
-    /// on its connection, to be run again without parsing it. On SQLite the shapes a
-    /// lightly loaded service runs over and over do: the lookup of one or two links, the
-    /// audit write of one or two events (parsing those cost a bind about 8 % of its
-    /// instructions, and a read about 6 %). Each connection then keeps at most `SQLITE_PREPARED_ROWS` shapes
-    /// of each; the longer shapes of a busy service are parsed each time, as keeping them
-    /// all would cost each connection memory for up to one of every length. On PostgreSQL
-    /// no statement is kept: with PgBouncer in transaction mode, a named statement would
-    /// stay on a server connection that other clients share (docs/operations.md).
-    pub fn keeps_prepared(self, rows: usize) -> bool {
+    /// Whether a link lookup of `rows` subjects stays prepared on its connection, to be
+    /// run again without parsing it. On SQLite the lookups of one or two links do, the
+    /// shapes a lightly loaded service runs over and over (parsing them cost a read about
+    /// 6 % of its instructions): each reading connection then keeps at most
+    /// `SQLITE_PREPARED_ROWS` of them, where keeping every length would cost each one memory
+    /// for up to `loader::MAX_BATCH` of them. On PostgreSQL no statement is kept: with
+    /// PgBouncer in transaction mode, a named statement would stay on a server connection
+    /// that other clients share (docs/operations.md).
+    pub fn keeps_lookups_prepared(self, rows: usize) -> bool {
         self == Self::Bare && rows <= SQLITE_PREPARED_ROWS
+    }
+
+    /// Whether the statements of writes stay prepared on their connection: on SQLite all
+    /// of them, as writes have one connection of their own (`LinkStore::writer`), where
+    /// one copy of each shape of the audit trail's batches costs about 0.6 MiB at most
+    /// (parsing them cost a bind about a tenth of its instructions); on PostgreSQL none,
+    /// for PgBouncer's sake as above.
+    pub fn keeps_writes_prepared(self) -> bool {
+        self == Self::Bare
     }
 
     /// Appends the names of bound values `numbers` (counted from 1), `, ` between them.
@@ -147,6 +158,12 @@ impl Placeholders {
 #[derive(Clone)]
 pub struct LinkStore {
     pool: AnyPool,
+    /// Where the rows are written (`writing`). On SQLite, a pool of its own of one
+    /// connection: the file takes one writer at a time anyway, and a connection keeps its
+    /// page cache only while no other connection commits (one that another's commit
+    /// overtook drops its cache and reads its pages again, as each audit write did when
+    /// writes rotated over the pool). On PostgreSQL, `pool` itself.
+    writer: AnyPool,
     placeholders: Placeholders,
 }
 
@@ -160,38 +177,25 @@ impl LinkStore {
         } else {
             (POSTGRES_CONNECTIONS, Placeholders::Numbered)
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(false)
-            .before_acquire(|connection, meta| {
-                Box::pin(async move {
-                    if meta.idle_for >= PING_AFTER_IDLE {
-                        connection.ping().await?;
-                    }
-                    Ok(true)
-                })
-            })
-            .after_connect(|connection, _| {
-                Box::pin(async move {
-                    // SQLite's page cache is per connection. PostgreSQL's connections get
-                    // nothing: they may be PgBouncer's, shared with other clients.
-                    if connection.backend_name() != "PostgreSQL" {
-                        sqlx::query(SQLITE_CACHE_SIZE)
-                            .execute(&mut *connection)
-                            .await?;
-                        sqlx::query(SQLITE_SYNCHRONOUS)
-                            .execute(&mut *connection)
-                            .await?;
-                        sqlx::query(SQLITE_NO_AUTOCHECKPOINT)
-                            .execute(&mut *connection)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy(&url)?;
-        Ok(Self { pool, placeholders })
+        let pool = pool_options(connections).connect_lazy(&url)?;
+        let writer = match placeholders {
+            Placeholders::Bare => pool_options(SQLITE_WRITERS).connect_lazy(&url)?,
+            Placeholders::Numbered => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            writer,
+            placeholders,
+        })
+    }
+
+    /// This store with its work on the connections that write (`writer`): for the
+    /// statements that change rows.
+    pub fn writing(&self) -> Self {
+        Self {
+            pool: self.writer.clone(),
+            ..self.clone()
+        }
     }
 
     /// On SQLite, checkpoints the write-ahead log every `SQLITE_CHECKPOINT_EVERY`, as
@@ -362,7 +366,7 @@ impl LinkStore {
         self.placeholders.push_list(&mut sql, 1..=subjects.len());
         sql.push(')');
         let statement = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .persistent(self.placeholders.keeps_prepared(subjects.len()));
+            .persistent(self.placeholders.keeps_lookups_prepared(subjects.len()));
         subjects
             .iter()
             .fold(statement, |query, subject| query.bind(subject.as_str()))
@@ -374,22 +378,24 @@ impl LinkStore {
         subject: &Subject,
         user: AutosharesUserId,
     ) -> Result<(), StoreError> {
-        self.run(async |c| {
-            sqlx::query(UPSERT)
-                .persistent(false)
-                .bind(subject.as_str())
-                .bind(user.0)
-                .bind(now_seconds())
-                .execute(c)
-                .await
-        })
-        .await?;
+        self.writing()
+            .run(async |c| {
+                sqlx::query(UPSERT)
+                    .persistent(false)
+                    .bind(subject.as_str())
+                    .bind(user.0)
+                    .bind(now_seconds())
+                    .execute(c)
+                    .await
+            })
+            .await?;
         Ok(())
     }
 
     /// Removes the link of `subject`; answers whether there was one.
     pub async fn delete_link(&self, subject: &Subject) -> Result<bool, StoreError> {
         let done = self
+            .writing()
             .run(async |c| {
                 sqlx::query("DELETE FROM user_links WHERE subject = $1")
                     .persistent(false)
@@ -406,7 +412,7 @@ impl LinkStore {
         let now = now_seconds();
         // Not within one call's bound: a large file takes longer, and each statement is
         // bounded by the statement timeout.
-        let connection = self.pool.acquire().await?;
+        let connection = self.writer.acquire().await?;
         self.work_on(connection, true, async |tx| {
             for (subject, user) in links {
                 sqlx::query(UPSERT)
@@ -425,7 +431,42 @@ impl LinkStore {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
+}
+
+/// The options of the pools of `connect_lazy`, `connections` at most.
+fn pool_options(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                // SQLite's page cache is per connection. PostgreSQL's connections get
+                // nothing: they may be PgBouncer's, shared with other clients.
+                if connection.backend_name() != "PostgreSQL" {
+                    sqlx::query(SQLITE_CACHE_SIZE)
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query(SQLITE_SYNCHRONOUS)
+                        .execute(&mut *connection)
+                        .await?;
+                    sqlx::query(SQLITE_NO_AUTOCHECKPOINT)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 const UPSERT: &str = "INSERT INTO user_links (subject, autoshares_user_id, updated_at) \
@@ -536,12 +577,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = format!("sqlite://{}", dir.path().join("links.db").display());
         let postgres = "postgres://u@127.0.0.1:1/db".to_owned();
-        for (url, connections) in [(sqlite, 6), (postgres, 10)] {
+        for (url, connections, writers) in [(sqlite, 5, 1), (postgres, 10, 10)] {
             let store = LinkStore::connect_lazy(&SecretString::from(url.clone())).unwrap();
             assert_eq!(
                 store.pool.options().get_max_connections(),
                 connections,
                 "{url}"
+            );
+            assert_eq!(
+                store.writing().pool.options().get_max_connections(),
+                writers,
+                "{url}: writes"
             );
         }
     }
