@@ -16,7 +16,7 @@ use super::store::{CALL_TIMEOUT, LinkStore, StoreError};
 
 /// The most subjects one statement reads.
 pub const MAX_BATCH: usize = 64;
-/// The most statements reading links at a time (of the pool's six connections on SQLite,
+/// The most statements reading links at a time (of the pool's five reading connections on SQLite,
 /// ten on PostgreSQL).
 pub const LANES: usize = 4;
 
