@@ -11,6 +11,7 @@ use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::client_address::ClientAddress;
 use crate::metrics::Metrics;
 use crate::telemetry;
 
@@ -21,18 +22,19 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.0.clone())
-            .unwrap_or_default();
-        let span = tracing::info_span!(
-            "request",
-            request_id = %id,
-            method = %request.method(),
-            trace_id = tracing::field::Empty,
-            "otel.kind" = "server",
-        );
+        // Text fields as `&str`: the log layer writes those as they are, where a `Display`
+        // field is formatted first.
+        let span = {
+            let extensions = request.extensions();
+            let id = extensions.get::<RequestId>().map_or("", |id| id.0.as_str());
+            tracing::info_span!(
+                "request",
+                request_id = id,
+                method = request.method().as_str(),
+                trace_id = tracing::field::Empty,
+                "otel.kind" = "server",
+            )
+        };
         let headers = request.headers();
         telemetry::continue_trace(&span, |name| headers.get(name)?.to_str().ok());
         span
@@ -61,9 +63,16 @@ impl RootSpanBuilder for RequestSpan {
         if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
             metrics.request(&route, status, took);
         }
-        let client_address = client::of(request).map(tracing::field::display);
+        let client = client::of(request);
+        let client_address = client.as_ref().map(ClientAddress::as_str);
         span.in_scope(|| {
-            tracing::info!(route = %route, status, latency_ms, client_address, "request finished");
+            tracing::info!(
+                route = route.as_str(),
+                status,
+                latency_ms,
+                client_address,
+                "request finished"
+            );
         });
         // For the exported span only (the closing line above already said it): set on it
         // directly, not recorded as fields that the log layer would format for no line.

@@ -11,7 +11,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use awc::http::{Method, StatusCode, header};
+use awc::http::header::{self, HeaderName};
+use awc::http::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 
 use tracing::Span;
@@ -22,6 +23,9 @@ use crate::telemetry;
 use super::breaker::{Admitted, Breaker};
 use super::{AutoShares, ServiceToken, UpstreamError, wire};
 
+/// The headers every call carries, named once rather than parsed on each call.
+const APP_KEY: HeaderName = HeaderName::from_static("et-app-key");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest AutoShares body we read; its documented answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// `bff_upstream_logins_total{outcome}`.
@@ -152,12 +156,12 @@ impl AutoShares {
         let mut request = self
             .client
             .request(call.method.clone(), &call.path)
-            .insert_header(("Et-App-Key", settings.app_key.expose_secret()))
+            .insert_header((APP_KEY, settings.app_key.expose_secret()))
             .insert_header((
                 header::AUTHORIZATION,
                 format!("Bearer {}", token.expose_secret()),
             ))
-            .insert_header(("X-Request-Id", request_id));
+            .insert_header((REQUEST_ID, request_id));
         if let Some(pair) = call.query {
             // serde_urlencoded sends `+` as %2B; a bare plus would arrive as a space.
             request = request
@@ -186,10 +190,10 @@ impl AutoShares {
         let request = self
             .client
             .post(format!("{}/token", settings.base_url))
-            .insert_header(("Et-App-Key", settings.app_key.expose_secret()))
+            .insert_header((APP_KEY, settings.app_key.expose_secret()))
             .insert_header(("Username", settings.username.as_str()))
             .insert_header(("Password", settings.password.expose_secret()))
-            .insert_header(("X-Request-Id", request_id));
+            .insert_header((REQUEST_ID, request_id));
         let answer = self.send("token", request, sending).await?;
         let parsed: Option<wire::TokenAnswer> = serde_json::from_slice(&answer.body).ok();
         let state = parsed
