@@ -9,9 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderName;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+
+/// The header that carries a request's id: read from callers, answered to them, and sent
+/// with each call made for them.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Why the TLS settings cannot be used.
 #[derive(Debug, thiserror::Error)]

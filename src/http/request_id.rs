@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::HeaderValue;
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+use crate::net::REQUEST_ID_HEADER as HEADER;
 
 tokio::task_local! {
     static CURRENT: String;

@@ -18,14 +18,15 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
+use crate::net::REQUEST_ID_HEADER;
 use crate::telemetry;
 
 use super::breaker::{Admitted, Breaker};
 use super::{AutoShares, ServiceToken, UpstreamError, wire};
 
-/// The headers every call carries, named once rather than parsed on each call.
+/// The header of the application key every call carries, named once rather than parsed
+/// on each call.
 const APP_KEY: HeaderName = HeaderName::from_static("et-app-key");
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest AutoShares body we read; its documented answers are a few hundred bytes.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// `bff_upstream_logins_total{outcome}`.
@@ -161,7 +162,7 @@ impl AutoShares {
                 header::AUTHORIZATION,
                 format!("Bearer {}", token.expose_secret()),
             ))
-            .insert_header((REQUEST_ID, request_id));
+            .insert_header((REQUEST_ID_HEADER, request_id));
         if let Some(pair) = call.query {
             // serde_urlencoded sends `+` as %2B; a bare plus would arrive as a space.
             request = request
@@ -193,7 +194,7 @@ impl AutoShares {
             .insert_header((APP_KEY, settings.app_key.expose_secret()))
             .insert_header(("Username", settings.username.as_str()))
             .insert_header(("Password", settings.password.expose_secret()))
-            .insert_header((REQUEST_ID, request_id));
+            .insert_header((REQUEST_ID_HEADER, request_id));
         let answer = self.send("token", request, sending).await?;
         let parsed: Option<wire::TokenAnswer> = serde_json::from_slice(&answer.body).ok();
         let state = parsed
