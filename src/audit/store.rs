@@ -218,6 +218,36 @@ mod tests {
     use crate::client_address::TrustedProxies;
     use crate::ids::AutosharesUserId;
 
+    #[actix_web::test]
+    async fn sqlite_audit_events_are_written_on_the_writing_connection_alone() {
+        let client =
+            TrustedProxies::default().client_of([203, 0, 113, 7].into(), std::iter::empty());
+        let event = Event::new(
+            &Subject::from("s".to_owned()),
+            AutosharesUserId(1),
+            Action::Bind,
+            client,
+            "r",
+        );
+        for write in ["insert", "retention"] {
+            // A store of its own for each write: the first to open the writer would hide
+            // where the other went.
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("links.db").display());
+            let links = LinkStore::connect_lazy(&secrecy::SecretString::from(url)).unwrap();
+            links.migrate().await.unwrap();
+            let (readers, writers) = links.open_connections();
+            assert_eq!(writers, 0, "nothing written yet");
+            let store = AuditStore::new(&links);
+            match write {
+                "insert" => store.write(&[(1, &event)]).await.unwrap(),
+                _ => drop(store.delete_before(i64::MAX).await.unwrap()),
+            }
+            // The write opened the writer, and no other connection.
+            assert_eq!(links.open_connections(), (readers, 1), "{write}");
+        }
+    }
+
     #[test]
     fn sqlite_keeps_every_write_prepared_by_its_whole_text_and_postgresql_none() {
         let client =

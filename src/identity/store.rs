@@ -429,6 +429,13 @@ impl LinkStore {
         Ok(())
     }
 
+    /// The connections each pool holds, reading then writing: where a test sees its work
+    /// went.
+    #[cfg(test)]
+    pub(crate) fn open_connections(&self) -> (u32, u32) {
+        (self.pool.size(), self.writer.size())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
@@ -589,6 +596,34 @@ mod tests {
                 writers,
                 "{url}: writes"
             );
+        }
+    }
+
+    #[actix_web::test]
+    async fn sqlite_links_are_written_on_the_writing_connection_alone() {
+        let subject = Subject::from("s".to_owned());
+        for write in ["save", "import", "delete"] {
+            // A store of its own for each write: the first to open the writer would hide
+            // where the others went.
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("links.db").display());
+            let store = LinkStore::connect_lazy(&SecretString::from(url)).unwrap();
+            store.migrate().await.unwrap();
+            let (readers, writers) = store.open_connections();
+            assert_eq!(writers, 0, "nothing written yet");
+            match write {
+                "save" => store
+                    .save_link(&subject, AutosharesUserId(1))
+                    .await
+                    .unwrap(),
+                "import" => store
+                    .import(&[(subject.clone(), AutosharesUserId(2))])
+                    .await
+                    .unwrap(),
+                _ => drop(store.delete_link(&subject).await.unwrap()),
+            }
+            // The write opened the writer, and no other connection.
+            assert_eq!(store.open_connections(), (readers, 1), "{write}");
         }
     }
 
