@@ -218,17 +218,21 @@ mod tests {
     use crate::client_address::TrustedProxies;
     use crate::ids::AutosharesUserId;
 
-    #[actix_web::test]
-    async fn sqlite_audit_events_are_written_on_the_writing_connection_alone() {
+    fn bind_event() -> Event {
         let client =
             TrustedProxies::default().client_of([203, 0, 113, 7].into(), std::iter::empty());
-        let event = Event::new(
+        Event::new(
             &Subject::from("s".to_owned()),
             AutosharesUserId(1),
             Action::Bind,
             client,
             "r",
-        );
+        )
+    }
+
+    #[actix_web::test]
+    async fn sqlite_audit_events_are_written_on_the_writing_connection_alone() {
+        let event = bind_event();
         for write in ["insert", "retention"] {
             // A store of its own for each write: the first to open the writer would hide
             // where the other went.
@@ -250,15 +254,7 @@ mod tests {
 
     #[test]
     fn sqlite_keeps_every_write_prepared_by_its_whole_text_and_postgresql_none() {
-        let client =
-            TrustedProxies::default().client_of([203, 0, 113, 7].into(), std::iter::empty());
-        let event = Event::new(
-            &Subject::from("s".to_owned()),
-            AutosharesUserId(1),
-            Action::Bind,
-            client,
-            "r",
-        );
+        let event = bind_event();
         let events: Vec<(u64, &Event)> = (0..50).map(|seq| (seq, &event)).collect();
         for (placeholders, kept) in [(Placeholders::Bare, true), (Placeholders::Numbered, false)] {
             // Each shape twice: the second time its text is the one kept.
