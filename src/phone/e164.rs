@@ -9,13 +9,16 @@
 //! callgrind), so this module runs the steps that follow them, the library's own, in its
 //! order: the country calling code, then the national prefix (`+44 0 7400…` is
 //! `+44 7400…`) when what remains after it is still of a possible length. Likewise the
-//! number's region and type come from one pass of the library's steps for both. The tests
+//! number's region and type come from one pass of the library's steps for both, with the
+//! library's patterns run by a faster engine (`patterns.rs`). The tests
 //! below hold the results equal to the library's for every example number of every region
 //! and kind, with trunk prefixes put back, shortened and lengthened, and for random digits; the
 //! crate's version is pinned in `Cargo.toml` because these steps are its public methods
 //! rather than its documented interface.
 
 use rlibphonenumber::interfaces::AsOriginal;
+
+use super::patterns::Rules;
 use rlibphonenumber::{
     NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberType, Region, ValidationError,
 };
@@ -73,22 +76,15 @@ pub fn region_and_type(number: &PhoneNumber) -> (Option<Region>, PhoneNumberType
     };
     let shared = regions.len() > 1;
     for region in regions {
-        let Some(metadata) = library.get_metadata_for_region_or_calling_code(code, region) else {
+        let Some(rules) = library
+            .get_metadata_for_region_or_calling_code(code, region)
+            .and_then(Rules::at)
+        else {
             return (Some(region).filter(|_| !shared), PhoneNumberType::Unknown);
         };
-        let kind = library
-            .get_number_type_helper(&national, metadata)
-            .unwrap_or(PhoneNumberType::Unknown);
+        let kind = rules.number_type(&national);
         // Of shared regions, the first whose leading digits or type patterns fit.
-        let leading = || {
-            metadata
-                .leading_digits()
-                .anchor_start()
-                .ok()
-                .flatten()
-                .is_some_and(|pattern| pattern.is_match(&national))
-        };
-        if !shared || kind != PhoneNumberType::Unknown || leading() {
+        if !shared || kind != PhoneNumberType::Unknown || rules.leads(&national) {
             return (Some(region), kind);
         }
     }

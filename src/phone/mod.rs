@@ -3,6 +3,7 @@
 //! a number reaches a log is the masked `Display` here.
 
 mod e164;
+mod patterns;
 
 use std::fmt;
 
@@ -122,7 +123,7 @@ impl PhoneNumber {
             .strip_prefix('+')
             .and_then(e164::parse)
             .map_or(Country::UNKNOWN, |parsed| {
-                Country::of(parsed.get_region_code())
+                Country::of(e164::region_and_type(&parsed).0)
             });
         Self {
             e164: number,
