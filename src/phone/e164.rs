@@ -39,7 +39,15 @@ pub fn parse(digits: &str) -> Option<PhoneNumber> {
         return None;
     }
     let region = PHONE_NUMBER_UTIL.get_region_for_country_code(country_code)?;
-    if let Some(metadata) = library.get_metadata_for_region_or_calling_code(country_code, region) {
+    let metadata = library
+        .get_metadata_for_region_or_calling_code(country_code, region)
+        // The library's step first matches the general pattern, its largest, and then the
+        // prefix; without a prefix it changes nothing. The prefix is matched here first,
+        // on the faster engine.
+        .filter(|metadata| {
+            Rules::at(*metadata).is_none_or(|rules| rules.starts_with_national_prefix(&national))
+        });
+    if let Some(metadata) = metadata {
         let (stripped, _carrier) = library
             .maybe_strip_national_prefix_and_carrier_code(metadata, &national)
             .ok()?;

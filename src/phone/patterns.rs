@@ -105,6 +105,7 @@ pub(super) struct Rules {
     mobile: Description,
     same_mobile_and_fixed_line: bool,
     leading_digits: Pattern,
+    national_prefix: Pattern,
 }
 
 impl Rules {
@@ -144,6 +145,12 @@ impl Rules {
     /// calling code set them).
     pub(super) fn leads(&self, national: &str) -> bool {
         self.leading_digits.is_match(national)
+    }
+
+    /// Whether `national` starts with what the region's rules read as a national (trunk)
+    /// prefix; without one, the library's step that strips it changes nothing.
+    pub(super) fn starts_with_national_prefix(&self, national: &str) -> bool {
+        self.national_prefix.is_match(national)
     }
 }
 
@@ -199,6 +206,13 @@ fn all_rules() -> HashMap<usize, Rules> {
             mobile: description!(mobile),
             same_mobile_and_fixed_line: metadata.original.same_mobile_and_fixed_line_pattern(),
             leading_digits: Pattern::new(metadata.leading_digits().pattern_base.as_deref(), true),
+            national_prefix: Pattern::new(
+                metadata
+                    .national_prefix_for_parsing()
+                    .pattern_base
+                    .as_deref(),
+                true,
+            ),
         };
         all.insert(address(metadata), rules);
     }
@@ -218,7 +232,7 @@ mod tests {
                 .chain(rules.special.iter().map(|(description, _)| description));
             let patterns = descriptions
                 .map(|description| &description.pattern)
-                .chain([&rules.leading_digits]);
+                .chain([&rules.leading_digits, &rules.national_prefix]);
             for pattern in patterns {
                 if let Some(source) = pattern.source {
                     assert!(compile(source).is_some(), "{source}");
