@@ -8,7 +8,8 @@
 //! also most of its cost (about four fifths of a bind's number check, counted with
 //! callgrind), so this module runs the steps that follow them, the library's own, in its
 //! order: the country calling code, then the national prefix (`+44 0 7400…` is
-//! `+44 7400…`) when what remains after it is still of a possible length. Likewise the
+//! `+44 7400…`) when what remains after it is still of a possible length; the library's
+//! step for the prefix runs only for a number that starts with one. Likewise the
 //! number's region and type come from one pass of the library's steps for both, with the
 //! library's patterns run by a faster engine (`patterns.rs`). The tests
 //! below hold the results equal to the library's for every example number of every region
