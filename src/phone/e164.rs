@@ -18,11 +18,11 @@
 //! rather than its documented interface.
 
 use rlibphonenumber::interfaces::AsOriginal;
-
-use super::patterns::Rules;
 use rlibphonenumber::{
     NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberType, Region, ValidationError,
 };
+
+use super::patterns::Rules;
 
 /// libphonenumber's bounds on a national significant number.
 const NATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 2..=17;
