@@ -72,6 +72,17 @@ pub fn parse(digits: &str) -> Option<PhoneNumber> {
     number(country_code, &national)
 }
 
+/// What `number.get_region_code()` gives. A code of one region names it without a pattern
+/// run; only where regions share a code does finding it run their type patterns.
+pub fn region(number: &PhoneNumber) -> Option<Region> {
+    let library = PHONE_NUMBER_UTIL.as_original();
+    let mut regions = library.get_regions_for_country_calling_code(number.country_code)?;
+    if regions.len() == 1 {
+        return regions.next();
+    }
+    region_and_type(number).0
+}
+
 /// What `number.get_region_code()` and `number.get_type()` give, with the library's steps
 /// run once. `get_type` finds the region itself, and where regions share a country code
 /// (`+1`, `+7`, `+44`, …) finding it runs each candidate's type patterns until one fits:
@@ -187,6 +198,7 @@ mod tests {
                     (number.get_region_code(), number.get_type()),
                     "+{digits}"
                 );
+                assert_eq!(region(&number), number.get_region_code(), "+{digits}");
                 let national = rlibphonenumber::get_national_significant_number_owned(&number);
                 prefix_dropped +=
                     usize::from(format!("{}{national}", number.country_code) != *digits);
@@ -209,6 +221,7 @@ mod tests {
                     region_and_type(&number),
                     (number.get_region_code(), number.get_type())
                 );
+                proptest::prop_assert_eq!(region(&number), number.get_region_code());
             }
         }
     }

@@ -123,7 +123,7 @@ impl PhoneNumber {
             .strip_prefix('+')
             .and_then(e164::parse)
             .map_or(Country::UNKNOWN, |parsed| {
-                Country::of(e164::region_and_type(&parsed).0)
+                Country::of(e164::region(&parsed))
             });
         Self {
             e164: number,
