@@ -48,7 +48,11 @@ done
 TOKEN=$(sed -n 's/^export TOKEN=//p' "$WORK/dev.out")
 [ -n "$TOKEN" ] || { cat "$WORK/dev.out" >&2; echo "schemathesis: dev did not start" >&2; exit 1; }
 
-"$VENV/bin/st" --config-file tests/schemathesis/schemathesis.toml run \
+# From the temporary folder: Schemathesis keeps a cache of its findings in the folder it
+# runs in, which is not the clone's to keep.
+CONFIG="$PWD/tests/schemathesis/schemathesis.toml"
+cd "$WORK"
+"$VENV/bin/st" --config-file "$CONFIG" run \
   "http://127.0.0.1:$PUBLIC/openapi.json" \
   --header "Authorization: Bearer $TOKEN" \
   --phases examples,coverage,fuzzing,stateful \
