@@ -4,6 +4,8 @@
 //! `status` and `latency_ms` (docs/operations.md "Logs"), and on the public listener `client_address`
 //! (docs/operations.md "The client's address behind the ingress"). No headers, query or body are recorded.
 
+use std::borrow::Cow;
+
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{HttpMessage, web};
@@ -15,8 +17,8 @@ use crate::client_address::ClientAddress;
 use crate::metrics::Metrics;
 use crate::telemetry;
 
-use super::client;
 use super::request_id::{Arrival, RequestId};
+use super::{Route, client};
 
 pub struct RequestSpan;
 
@@ -49,9 +51,13 @@ impl RootSpanBuilder for RequestSpan {
             return;
         };
         let request = response.request();
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
+        let route: Cow<'static, str> = match request.app_data::<Route>() {
+            Some(Route(pattern)) => Cow::Borrowed(pattern),
+            // A request of the admin listener, or a public one that matched no resource.
+            None => request
+                .match_pattern()
+                .map_or(Cow::Borrowed("unmatched"), Cow::Owned),
+        };
         let took = request
             .extensions()
             .get::<Arrival>()
@@ -61,13 +67,13 @@ impl RootSpanBuilder for RequestSpan {
         let status = response.status().as_u16();
         // Only the public app carries the metrics; admin requests are not counted.
         if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
-            metrics.request(&route, status, took);
+            metrics.request(route.clone(), status, took);
         }
         let client = client::of(request);
         let client_address = client.as_ref().map(ClientAddress::as_str);
         span.in_scope(|| {
             tracing::info!(
-                route = route.as_str(),
+                route = &*route,
                 status,
                 latency_ms,
                 client_address,

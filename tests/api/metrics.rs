@@ -20,6 +20,25 @@ async fn metrics_cover_a_scenario_without_personal_data() {
     app.get_with_bearer(Some("garbage"))
         .await
         .assert_problem(401, "unauthenticated");
+    // Each resource names its own route, its 405s included; a path of none is `unmatched`.
+    let verification = format!("{}/v1/me/phone-number/verification", app.public);
+    app.send("GET", &verification, None, None, &[])
+        .await
+        .assert_problem(405, "method_not_allowed");
+    let openapi = app
+        .send(
+            "GET",
+            &format!("{}/openapi.json", app.public),
+            None,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(openapi.status, 200);
+    let elsewhere = format!("{}/v1/me/elsewhere", app.public);
+    app.send("GET", &elsewhere, None, None, &[])
+        .await
+        .assert_problem(404, "not_found");
 
     let answer = app.admin_get("/metrics", None).await;
     assert_eq!(answer.status, 200);
@@ -34,6 +53,9 @@ async fn metrics_cover_a_scenario_without_personal_data() {
         r#"bff_http_requests_total{route="/v1/me/phone-number",status="200"} 1"#,
         r#"bff_http_requests_total{route="/v1/me/phone-number",status="429"} 1"#,
         r#"bff_http_requests_total{route="/v1/me/phone-number",status="401"} 1"#,
+        r#"bff_http_requests_total{route="/v1/me/phone-number/verification",status="405"} 1"#,
+        r#"bff_http_requests_total{route="/openapi.json",status="200"} 1"#,
+        r#"bff_http_requests_total{route="unmatched",status="404"} 1"#,
         "bff_http_request_duration_seconds_bucket",
         r#"bff_upstream_requests_total{endpoint="bind",status="200"} 1"#,
         r#"bff_upstream_requests_total{endpoint="token",status="200"} 1"#,
