@@ -107,8 +107,8 @@ pub async fn build(settings: Settings, listeners: Listeners) -> anyhow::Result<A
         IdentitySource::Database => Identity::database(store.clone(), Arc::clone(&metrics)),
         IdentitySource::Claim(name) => Identity::Claim(name.clone()),
     };
-    let (auth, jwks) =
-        Authenticator::new(&settings.auth).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let (auth, jwks) = Authenticator::new(&settings.auth, identity.claim())
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     if let Some(jwks) = &jwks {
         chores.push(actix_web::rt::spawn(refresh_jwks(
             Arc::clone(jwks),

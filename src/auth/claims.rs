@@ -1,18 +1,106 @@
-//! The registered claims every token must carry (docs/api.md "Authentication"): `exp`,
-//! `iss`, `aud` and a `sub` that is not blank present, `exp` not past and `nbf` (when
-//! sent) reached, both with `auth.leeway_s`, `iss` the configured issuer and `aud` naming
-//! the configured audience. They are checked on the claims as read once for the caller, with
-//! jsonwebtoken's rules: a time is a number of seconds (a fraction is rounded), `iss` and
-//! `aud` a string or an array of strings of which one must match, and a claim of another
-//! type counts as missing.
+//! The claims of a token (docs/api.md "Authentication"), read once for the caller, and the
+//! registered claims every token must carry: `exp`, `iss`, `aud` and a `sub` that is not
+//! blank present, `exp` not past and `nbf` (when sent) reached, both with `auth.leeway_s`,
+//! `iss` the configured issuer and `aud` naming the configured audience. They are checked
+//! with jsonwebtoken's rules: a time is a number of seconds (a fraction is rounded), `iss`
+//! and `aud` a string or an array of strings of which one must match, and a claim of
+//! another type counts as missing.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 
 use crate::ids::Subject;
 
 use super::AuthError;
+
+/// The claims of a token that a check reads: the registered ones, step-up's, and the claim
+/// that carries the caller's AutoShares user id when the identity comes from a claim.
+/// Every other member is parsed and skipped, never kept: a claim no check reads costs no
+/// allocation. A name sent twice keeps its last value, as a JSON object read whole would.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iss: Option<Value>,
+    aud: Option<Value>,
+    sub: Option<Value>,
+    pub auth_time: Option<Value>,
+    pub acr: Option<Value>,
+    /// The claim `identity.source` names, when it names one.
+    pub user_id: Option<Value>,
+}
+
+impl Claims {
+    /// The claims of a JSON payload, the member named `user_id_claim` kept as the user id.
+    pub fn read(payload: &[u8], user_id_claim: Option<&str>) -> serde_json::Result<Self> {
+        let mut json = serde_json::Deserializer::from_slice(payload);
+        let claims = ClaimsOf { user_id_claim }.deserialize(&mut json)?;
+        json.end()?;
+        Ok(claims)
+    }
+
+    /// The field of a claim a check reads, by its name.
+    fn read_by_check(&mut self, name: &str) -> Option<&mut Option<Value>> {
+        Some(match name {
+            "exp" => &mut self.exp,
+            "nbf" => &mut self.nbf,
+            "iss" => &mut self.iss,
+            "aud" => &mut self.aud,
+            "sub" => &mut self.sub,
+            "auth_time" => &mut self.auth_time,
+            "acr" => &mut self.acr,
+            _ => return None,
+        })
+    }
+}
+
+/// A member's name, borrowed from the payload unless it holds an escape.
+#[derive(Deserialize)]
+struct Name<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// Reads [`Claims`] from a JSON object.
+struct ClaimsOf<'n> {
+    user_id_claim: Option<&'n str>,
+}
+
+impl<'de> DeserializeSeed<'de> for ClaimsOf<'_> {
+    type Value = Claims;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Claims, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsOf<'_> {
+    type Value = Claims;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON object of claims")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Claims, A::Error> {
+        let mut claims = Claims::default();
+        while let Some(Name(name)) = members.next_key()? {
+            if self.user_id_claim == Some(&*name) {
+                let value: Value = members.next_value()?;
+                if let Some(field) = claims.read_by_check(&name) {
+                    *field = Some(value.clone());
+                }
+                claims.user_id = Some(value);
+            } else if let Some(field) = claims.read_by_check(&name) {
+                *field = Some(members.next_value()?);
+            } else {
+                members.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(claims)
+    }
+}
 
 pub struct ClaimRules {
     issuer: String,
@@ -31,22 +119,20 @@ impl ClaimRules {
 
     /// The subject of `claims`, if they pass at `now`. The refusals come in the order a
     /// missing claim, an unreadable time, expiry, `nbf`, issuer, audience, a blank subject.
-    pub fn check(
-        &self,
-        claims: &Map<String, Value>,
-        now: SystemTime,
-    ) -> Result<Subject, AuthError> {
+    pub fn check(&self, claims: &Claims, now: SystemTime) -> Result<Subject, AuthError> {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        let claim = |name| claims.get(name).filter(|value: &&Value| !value.is_null());
-        let exp = claim("exp").and_then(seconds);
-        let issuer = claim("iss").and_then(|iss| names(iss, &self.issuer));
-        let audience = claim("aud").and_then(|aud| names(aud, &self.audience));
-        let sub = claim("sub").and_then(Value::as_str);
+        fn claim(value: &Option<Value>) -> Option<&Value> {
+            value.as_ref().filter(|value| !value.is_null())
+        }
+        let exp = claim(&claims.exp).and_then(seconds);
+        let issuer = claim(&claims.iss).and_then(|iss| names(iss, &self.issuer));
+        let audience = claim(&claims.aud).and_then(|aud| names(aud, &self.audience));
+        let sub = claim(&claims.sub).and_then(Value::as_str);
         let (Some(exp), Some(issuer), Some(audience), Some(sub)) = (exp, issuer, audience, sub)
         else {
             return Err(AuthError::BadClaims);
         };
-        let nbf = match claim("nbf") {
+        let nbf = match claim(&claims.nbf) {
             None => None,
             Some(nbf) => Some(seconds(nbf).ok_or(AuthError::BadClaims)?),
         };
@@ -98,7 +184,7 @@ mod tests {
         let rules = ClaimRules::new("issuer", "audience", Duration::from_secs(30));
         rules
             .check(
-                claims.as_object().unwrap(),
+                &Claims::read(claims.to_string().as_bytes(), None).unwrap(),
                 UNIX_EPOCH + Duration::from_secs(NOW),
             )
             .map(drop)
@@ -169,5 +255,46 @@ mod tests {
         let explicit_null = json!({"sub": "s", "iss": "issuer", "aud": "audience",
             "exp": NOW + 60, "nbf": null});
         assert_eq!(check(explicit_null), Ok(()), "nbf null");
+    }
+
+    #[test]
+    fn claims_are_read_as_a_whole_object_would_be_and_the_rest_skipped() {
+        let read = |json: &str, user_id: Option<&str>| Claims::read(json.as_bytes(), user_id);
+        let claims = read(
+            r#"{"sub":"a","iat":1,"scope":["x",{"y":null}],"\u0073ub":"b","acr":"mfa","uid":7}"#,
+            Some("uid"),
+        )
+        .unwrap();
+        assert_eq!(
+            claims.sub,
+            Some(json!("b")),
+            "an escaped name, and the last value"
+        );
+        assert_eq!(claims.acr, Some(json!("mfa")));
+        assert_eq!(claims.user_id, Some(json!(7)));
+        assert_eq!(claims.auth_time, None);
+
+        let by_sub = read(r#"{"sub":"1925"}"#, Some("sub")).unwrap();
+        assert_eq!(
+            by_sub.sub,
+            Some(json!("1925")),
+            "a claim that a check reads"
+        );
+        assert_eq!(
+            by_sub.user_id,
+            Some(json!("1925")),
+            "and that names the user"
+        );
+        assert_eq!(read(r#"{"uid":7}"#, None).unwrap().user_id, None);
+
+        for malformed in [
+            r#"["sub"]"#,
+            r#"{"sub":"a"} x"#,
+            r#"{"iat":[1,}"#,
+            "",
+            "null",
+        ] {
+            assert!(read(malformed, None).is_err(), "{malformed}");
+        }
     }
 }

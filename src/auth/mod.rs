@@ -16,12 +16,12 @@ use std::time::SystemTime;
 
 use base64::Engine as _;
 use secrecy::ExposeSecret;
-use serde_json::{Map, Value};
 
 use crate::config::{AuthSettings, KeySource};
 use crate::ids::Subject;
 
 use claims::ClaimRules;
+pub use claims::Claims;
 use header::TokenHeader;
 pub use jwks::{Jwks, JwksError, JwksSource};
 pub use keys::{KeySet, VerifyingKey};
@@ -67,8 +67,8 @@ impl AuthError {
 pub struct Caller {
     /// The JWT's non-empty `sub`.
     pub subject: Subject,
-    /// Every claim, for identity mapping by claim.
-    pub claims: Map<String, Value>,
+    /// The claims that step-up and the identity mapping read.
+    pub claims: Claims,
 }
 
 enum Keys {
@@ -79,6 +79,8 @@ enum Keys {
 pub struct Authenticator {
     keys: Keys,
     claims: ClaimRules,
+    /// The claim that carries the caller's AutoShares user id, when one does.
+    user_id_claim: Option<String>,
     /// `auth.token_types`: the accepted `typ` values, when set.
     token_types: Option<Vec<String>>,
 }
@@ -94,8 +96,12 @@ pub enum AuthSetupError {
 }
 
 impl Authenticator {
-    /// Builds the checks; with a JWKS source, also hands back the set to refresh.
-    pub fn new(settings: &AuthSettings) -> Result<(Self, Option<Arc<Jwks>>), AuthSetupError> {
+    /// Builds the checks; with a JWKS source, also hands back the set to refresh. A token's
+    /// claim `user_id_claim` is kept for the identity mapping.
+    pub fn new(
+        settings: &AuthSettings,
+        user_id_claim: Option<&str>,
+    ) -> Result<(Self, Option<Arc<Jwks>>), AuthSetupError> {
         let claims = ClaimRules::new(&settings.issuer, &settings.audience, settings.leeway);
         let (keys, jwks) = match &settings.key {
             KeySource::Hs256(secret) => (
@@ -123,6 +129,7 @@ impl Authenticator {
             Self {
                 keys,
                 claims,
+                user_id_claim: user_id_claim.map(str::to_owned),
                 token_types,
             },
             jwks,
@@ -174,8 +181,8 @@ impl Authenticator {
             return Err(AuthError::BadSignature);
         }
         let payload = base64.decode(payload).map_err(|_| AuthError::Malformed)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&payload).map_err(|_| AuthError::Malformed)?;
+        let claims = Claims::read(&payload, self.user_id_claim.as_deref())
+            .map_err(|_| AuthError::Malformed)?;
         let subject = self.claims.check(&claims, SystemTime::now())?;
         Ok(Caller { subject, claims })
     }
@@ -232,7 +239,7 @@ mod tests {
 
     /// The subject of `token`, or why it was refused, by an authenticator of `settings`.
     fn check(settings: &AuthSettings, token: &str) -> Result<String, AuthError> {
-        let (authenticator, _) = Authenticator::new(settings).unwrap();
+        let (authenticator, _) = Authenticator::new(settings, None).unwrap();
         let caller = futures_util::FutureExt::now_or_never(
             authenticator.authenticate(Some(&format!("Bearer {token}"))),
         )
@@ -342,8 +349,9 @@ mod tests {
                 let genuine = token(algorithm, &key);
                 let (header, rest) = genuine.split_once('.').unwrap();
                 let (payload, signature) = rest.split_once('.').unwrap();
-                let mut claims: Value = serde_json::from_slice(&base64.decode(payload).unwrap())
-                    .expect("the payload is JSON");
+                let mut claims: serde_json::Value =
+                    serde_json::from_slice(&base64.decode(payload).unwrap())
+                        .expect("the payload is JSON");
                 claims["sub"] = "sub-2".into();
                 let forged = format!("{header}.{}.{signature}", base64.encode(claims.to_string()));
                 assert_eq!(

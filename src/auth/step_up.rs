@@ -5,9 +5,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::AuthSettings;
+
+use super::Claims;
 
 /// A login too old, or not strong enough, for this route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,18 +46,15 @@ impl StepUp {
     }
 
     /// Whether a caller with these `claims` may bind or unbind at `now`.
-    pub fn check(
-        &self,
-        claims: &Map<String, Value>,
-        now: SystemTime,
-    ) -> Result<(), StepUpRequired> {
+    pub fn check(&self, claims: &Claims, now: SystemTime) -> Result<(), StepUpRequired> {
         let recent = self.max_age.is_none_or(|max_age| {
             let now = now
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_secs_f64();
             claims
-                .get("auth_time")
+                .auth_time
+                .as_ref()
                 .and_then(Value::as_f64)
                 // A login in the future (a skewed clock, an IdP that sends milliseconds)
                 // is no recent login.
@@ -66,7 +65,8 @@ impl StepUp {
         });
         let strong = self.acr_values.as_ref().is_none_or(|values| {
             claims
-                .get("acr")
+                .acr
+                .as_ref()
                 .and_then(Value::as_str)
                 .is_some_and(|acr| values.iter().any(|v| v == acr))
         });
@@ -100,8 +100,8 @@ mod tests {
         })
     }
 
-    fn claims(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+    fn claims(value: Value) -> Claims {
+        Claims::read(value.to_string().as_bytes(), None).unwrap()
     }
 
     #[test]
@@ -151,13 +151,16 @@ mod tests {
         for (value, ok, what) in cases {
             assert_eq!(both.check(&claims(value), now).is_ok(), ok, "{what}");
         }
-        assert!(step_up(None, None).check(&Map::new(), now).is_ok(), "off");
+        assert!(
+            step_up(None, None).check(&Claims::default(), now).is_ok(),
+            "off"
+        );
     }
 
     #[test]
     fn the_challenge_is_rfc_9470s() {
         let error = step_up(Some(300), Some(&["mfa", "hwk"]))
-            .check(&Map::new(), SystemTime::now())
+            .check(&Claims::default(), SystemTime::now())
             .unwrap_err();
         assert_eq!(
             error.challenge,

@@ -58,7 +58,7 @@ fn resolve(
         }
         let user = state
             .identity
-            .resolve(&caller.subject, &caller.claims)
+            .resolve(&caller.subject, caller.claims.user_id.as_ref())
             .await?;
         state.rates.admit_user(user)?;
         Ok(LinkedCaller {

@@ -8,7 +8,7 @@ mod store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
@@ -47,15 +47,24 @@ impl Identity {
         }
     }
 
-    /// The AutoShares user id of the caller `subject`, whose JWT carries `claims`.
+    /// The claim of a token that carries the caller's AutoShares user id, if one does: the
+    /// authenticator keeps it, and hands its value to [`Identity::resolve`].
+    pub fn claim(&self) -> Option<&str> {
+        match self {
+            Self::Claim(name) => Some(name),
+            Self::Database { .. } => None,
+        }
+    }
+
+    /// The AutoShares user id of the caller `subject`, whose JWT carries `claimed` in the
+    /// claim of `Identity::claim`.
     pub async fn resolve(
         &self,
         subject: &Subject,
-        claims: &Map<String, Value>,
+        claimed: Option<&Value>,
     ) -> Result<AutosharesUserId, LinkError> {
         match self {
-            Self::Claim(name) => claims
-                .get(name)
+            Self::Claim(_) => claimed
                 .and_then(user_id_from_claim)
                 .ok_or(LinkError::NotLinked),
             Self::Database {
