@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use awc::http::header::HeaderValue;
 
 use super::UpstreamError;
 
@@ -17,8 +17,10 @@ const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-/// A service token as the session hands it out; compare by identity with `Arc::ptr_eq`.
-pub type ServiceToken = Arc<SecretString>;
+/// A service token as the session hands it out: the `Authorization` value of the calls
+/// that carry it (`Bearer …`), made once at login rather than on each call, and marked
+/// sensitive so that no header dump shows it. Compare by identity with `Arc::ptr_eq`.
+pub type ServiceToken = Arc<HeaderValue>;
 
 struct Cached {
     token: ServiceToken,
@@ -60,7 +62,7 @@ impl Session {
     pub async fn token<F, Fut>(&self, login: F) -> Result<ServiceToken, UpstreamError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<SecretString, UpstreamError>>,
+        Fut: Future<Output = Result<HeaderValue, UpstreamError>>,
     {
         if let Some(token) = self.fresh() {
             return Ok(token);

@@ -8,12 +8,13 @@
 //! own queueing (busy cores, a burst) held back until more than half of it was gone,
 //! says nothing about AutoShares, so it never opens the circuit.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use awc::http::header::{self, HeaderName};
+use awc::http::header::{self, HeaderName, HeaderValue};
 use awc::http::{Method, StatusCode};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
@@ -154,21 +155,23 @@ impl AutoShares {
         sending: &Sending,
     ) -> Result<Answer, UpstreamError> {
         let settings = &self.shared.settings;
-        let mut request = self
+        // The query joins the path before the URL is parsed, once (the client's `query`
+        // would parse it again). serde_urlencoded, the client's own encoder, sends `+` as
+        // %2B; a bare plus would arrive as a space.
+        let url = match call.query {
+            Some(pair) => {
+                let query =
+                    serde_urlencoded::to_string([pair]).map_err(|_| UpstreamError::BadAnswer)?;
+                Cow::Owned(format!("{}?{query}", call.path))
+            }
+            None => Cow::Borrowed(call.path.as_str()),
+        };
+        let request = self
             .client
-            .request(call.method.clone(), &call.path)
+            .request(call.method.clone(), &*url)
             .insert_header((APP_KEY, settings.app_key.expose_secret()))
-            .insert_header((
-                header::AUTHORIZATION,
-                format!("Bearer {}", token.expose_secret()),
-            ))
+            .insert_header((header::AUTHORIZATION, HeaderValue::clone(token)))
             .insert_header((REQUEST_ID_HEADER, request_id));
-        if let Some(pair) = call.query {
-            // serde_urlencoded sends `+` as %2B; a bare plus would arrive as a space.
-            request = request
-                .query(&[pair])
-                .map_err(|_| UpstreamError::BadAnswer)?;
-        }
         let answer = self.send(call.endpoint, request, sending).await?;
         if answer.status == StatusCode::FORBIDDEN {
             tracing::error!(
@@ -186,7 +189,7 @@ impl AutoShares {
         &self,
         request_id: &str,
         sending: &Sending,
-    ) -> Result<SecretString, UpstreamError> {
+    ) -> Result<HeaderValue, UpstreamError> {
         let settings = &self.shared.settings;
         let request = self
             .client
@@ -202,11 +205,11 @@ impl AutoShares {
             .map_or_else(|| "unreadable".to_owned(), |p| printable(&p.state));
         if answer.status == StatusCode::OK
             && state == "Succeeded"
-            && let Some(token) = parsed.and_then(|p| p.token).filter(|t| !t.is_empty())
+            && let Some(bearer) = parsed.and_then(|p| p.token).and_then(|t| bearer(&t))
         {
             tracing::info!("autoshares login succeeded");
             self.shared.metrics.login(LOGIN_SUCCEEDED);
-            return Ok(SecretString::from(token));
+            return Ok(bearer);
         }
         // Whatever did not succeed is an operator's problem (docs/operations.md "The AutoShares client"): 503 to callers.
         let outcome = if answer.status.is_server_error() {
@@ -340,7 +343,34 @@ async fn read_answer(request: awc::ClientRequest) -> Result<Answer, UpstreamErro
     Ok(Answer { status, body })
 }
 
+/// The `Authorization` value of a service token, marked sensitive; none for a token that is
+/// empty or that a header cannot carry, which is no token.
+fn bearer(token: &str) -> Option<HeaderValue> {
+    if token.is_empty() {
+        return None;
+    }
+    let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// Upstream text for a log line: short, and without control characters.
 fn printable(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_token_is_sent_as_a_sensitive_bearer_value_or_not_at_all() {
+        let value = bearer("abc.def").unwrap();
+        assert_eq!(value, "Bearer abc.def");
+        assert!(value.is_sensitive());
+        assert!(!format!("{value:?}").contains("abc"), "{value:?}");
+        for no_token in ["", "line\nbreak", "nul\0"] {
+            assert!(bearer(no_token).is_none(), "{no_token:?}");
+        }
+    }
 }
