@@ -121,9 +121,6 @@ impl ClaimRules {
     /// missing claim, an unreadable time, expiry, `nbf`, issuer, audience, a blank subject.
     pub fn check(&self, claims: &Claims, now: SystemTime) -> Result<Subject, AuthError> {
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        fn claim(value: &Option<Value>) -> Option<&Value> {
-            value.as_ref().filter(|value| !value.is_null())
-        }
         let exp = claim(&claims.exp).and_then(seconds);
         let issuer = claim(&claims.iss).and_then(|iss| names(iss, &self.issuer));
         let audience = claim(&claims.aud).and_then(|aud| names(aud, &self.audience));
@@ -147,6 +144,11 @@ impl ClaimRules {
         }
         Ok(Subject::new(sub))
     }
+}
+
+/// A claim's value, unless it is missing or `null`.
+fn claim(value: &Option<Value>) -> Option<&Value> {
+    value.as_ref().filter(|value| !value.is_null())
 }
 
 /// A NumericDate as whole seconds: a non-negative number, a fraction rounded.
