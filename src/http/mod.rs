@@ -50,7 +50,7 @@ pub struct AppState {
 /// The pattern of the public resource that took a request, kept with the resource: the
 /// closing log line and the metrics name the route by it, without matching the path again.
 #[derive(Debug, Clone, Copy)]
-pub struct Route(pub &'static str);
+struct Route(&'static str);
 
 /// The resource of `path`, which names itself as the route of what it serves.
 fn resource(path: &'static str) -> actix_web::Resource {
