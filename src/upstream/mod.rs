@@ -144,8 +144,7 @@ impl AutoShares {
         let call = Call {
             endpoint: "bind",
             method: Method::PUT,
-            path: self.phone_path(user),
-            query: Some(("phoneNumber", phone.as_e164())),
+            url: with_query(self.phone_path(user), "phoneNumber", phone.as_e164()),
         };
         let answer = self.call(&call, request_id).await?;
         let parsed: wire::BindAnswer = parse_success(&answer)?;
@@ -168,8 +167,11 @@ impl AutoShares {
         let call = Call {
             endpoint: "complete",
             method: Method::PUT,
-            path: format!("{}/token/{token_id}", self.phone_path(user)),
-            query: Some(("tokenValue", code)),
+            url: with_query(
+                format!("{}/token/{token_id}", self.phone_path(user)),
+                "tokenValue",
+                code,
+            ),
         };
         let answer = self.call(&call, request_id).await?;
         let parsed: wire::PhoneSetting = parse_success(&answer)?;
@@ -186,8 +188,7 @@ impl AutoShares {
         let call = Call {
             endpoint: "read",
             method: Method::GET,
-            path: self.phone_path(user),
-            query: None,
+            url: self.phone_path(user),
         };
         let answer = self.call(&call, request_id).await?;
         if answer.status == StatusCode::NOT_FOUND {
@@ -215,8 +216,7 @@ impl AutoShares {
         let call = Call {
             endpoint: "unbind",
             method: Method::DELETE,
-            path: self.phone_path(user),
-            query: None,
+            url: self.phone_path(user),
         };
         let answer = self.call(&call, request_id).await?;
         match answer.status {
@@ -232,6 +232,17 @@ impl AutoShares {
             settings.base_url, settings.api_version
         )
     }
+}
+
+/// `path` with the query `name=value`, form-encoded as the HTTP client's own `query` would
+/// encode it: a `+` is sent as `%2B`, where a bare one would arrive as a space.
+fn with_query(path: String, name: &str, value: &str) -> String {
+    let start = path.len() + 1;
+    let mut url = path;
+    url.push('?');
+    form_urlencoded::Serializer::for_suffix(url, start)
+        .append_pair(name, value)
+        .finish()
 }
 
 fn parse_success<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T, UpstreamError> {

@@ -8,7 +8,6 @@
 //! own queueing (busy cores, a burst) held back until more than half of it was gone,
 //! says nothing about AutoShares, so it never opens the circuit.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
@@ -35,11 +34,11 @@ pub(super) const LOGIN_SUCCEEDED: &str = "succeeded";
 pub(super) const LOGIN_FAILED: &str = "failed";
 pub(super) const LOGIN_REFUSED: &str = "refused";
 
-pub(super) struct Call<'a> {
+pub(super) struct Call {
     pub endpoint: &'static str,
     pub method: Method,
-    pub path: String,
-    pub query: Option<(&'static str, &'a str)>,
+    /// The whole URL, its query included: parsed once, by the client.
+    pub url: String,
 }
 
 pub(super) struct Answer {
@@ -58,7 +57,7 @@ impl AutoShares {
     /// One call under the whole-request deadline, logins and the retry included.
     pub(super) async fn call(
         &self,
-        call: &Call<'_>,
+        call: &Call,
         request_id: &str,
     ) -> Result<Answer, UpstreamError> {
         let deadline = self.shared.settings.timeout;
@@ -114,7 +113,7 @@ impl AutoShares {
 
     async fn call_with_login(
         &self,
-        call: &Call<'_>,
+        call: &Call,
         request_id: &str,
         sending: &Sending,
     ) -> Result<Answer, UpstreamError> {
@@ -149,26 +148,15 @@ impl AutoShares {
 
     async fn exchange(
         &self,
-        call: &Call<'_>,
+        call: &Call,
         token: &ServiceToken,
         request_id: &str,
         sending: &Sending,
     ) -> Result<Answer, UpstreamError> {
         let settings = &self.shared.settings;
-        // The query joins the path before the URL is parsed, once (the client's `query`
-        // would parse it again). serde_urlencoded, the client's own encoder, sends `+` as
-        // %2B; a bare plus would arrive as a space.
-        let url = match call.query {
-            Some(pair) => {
-                let query =
-                    serde_urlencoded::to_string([pair]).map_err(|_| UpstreamError::BadAnswer)?;
-                Cow::Owned(format!("{}?{query}", call.path))
-            }
-            None => Cow::Borrowed(call.path.as_str()),
-        };
         let request = self
             .client
-            .request(call.method.clone(), &*url)
+            .request(call.method.clone(), &call.url)
             .insert_header((APP_KEY, settings.app_key.expose_secret()))
             .insert_header((header::AUTHORIZATION, HeaderValue::clone(token)))
             .insert_header((REQUEST_ID_HEADER, request_id));
