@@ -484,7 +484,7 @@ async fn behind_a_proxy(
 /// open), then AutoShares back: the breaker never tripped and the users' quotas are whole.
 async fn an_outage_costs_nothing(options: Options) {
     let (app, proxy, _sandbox) = behind_a_proxy(options).await;
-    proxy.stop();
+    proxy.stop().await;
     for i in 0..60 {
         let caller = app.claim_caller(&format!("sub-{i}"), 2000 + i);
         let answer = app.bind(&caller, &format!("+1310890{:04}", 5000 + i)).await;

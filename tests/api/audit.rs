@@ -313,7 +313,7 @@ async fn with_the_database_down_binds_are_refused_and_their_events_wait_in_a_bou
     .await;
     crate::helpers::wait_for_status(&app, "/readyz", 200).await;
 
-    proxy.stop();
+    proxy.stop().await;
     crate::helpers::wait_for_status(&app, "/readyz", 503).await;
     let binds = (0..6).map(|n| {
         let caller = app.claim_caller(&format!("sub-{n}"), 1001 + n);

@@ -25,7 +25,7 @@ async fn readyz_names_an_unreachable_database_and_recovers_when_it_returns() {
     let ready = wait_for_status(&app, "/readyz", 200).await;
     assert_eq!(ready.json()["database"], "ok");
 
-    proxy.stop();
+    proxy.stop().await;
     let down = wait_for_status(&app, "/readyz", 503).await;
     assert_eq!(down.json()["database"], "down");
     assert_eq!(down.header("content-type"), Some("application/json"));

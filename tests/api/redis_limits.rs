@@ -180,7 +180,7 @@ async fn without_redis_binds_fail_closed_and_recover_when_it_returns() {
     let ready = wait_for_status(&app, "/readyz", 200).await;
     assert_eq!(ready.json()["redis"], "ok");
 
-    proxy.stop();
+    proxy.stop().await;
     let refused = app.bind(&caller, "+13108904561").await;
     refused.assert_problem(503, "rate_limiter_unavailable");
     let down = wait_for_status(&app, "/readyz", 503).await;

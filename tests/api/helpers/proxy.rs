@@ -5,10 +5,16 @@ use std::time::Duration;
 
 /// A TCP forwarder on a fixed local port that a test can take down and bring back, so a
 /// service loses its database or Redis and gets it back at the same address.
+///
+/// While it is down the port stays bound but does not listen, so connections to it are
+/// refused at once and nothing else can have it: another test's listener, or an outgoing
+/// connection given it as its own port, which would connect to itself.
 pub struct TcpProxy {
     pub port: u16,
     target: String,
     tasks: Arc<Mutex<Vec<actix_web::rt::task::JoinHandle<()>>>>,
+    /// The port, bound and not listening, while the proxy is down.
+    held: Mutex<Option<tokio::net::TcpSocket>>,
 }
 
 impl TcpProxy {
@@ -18,6 +24,7 @@ impl TcpProxy {
             port: listener.local_addr().unwrap().port(),
             target: target.to_owned(),
             tasks: Arc::default(),
+            held: Mutex::default(),
         };
         proxy.serve(listener);
         proxy
@@ -56,17 +63,28 @@ impl TcpProxy {
         self.tasks.lock().unwrap().push(accept);
     }
 
-    /// Closes the port and every connection through it.
-    pub fn stop(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
+    /// Closes every connection through the proxy and stops listening, keeping the port, and
+    /// returns once they are closed: an aborted task drops its sockets only when the runtime
+    /// next reaches it, and until then the kernel still completes connections that are
+    /// reset a moment later.
+    pub async fn stop(&self) {
+        let tasks: Vec<_> = self.tasks.lock().unwrap().drain(..).collect();
+        for task in &tasks {
             task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        if self.held.lock().unwrap().is_none() {
+            let socket = self.bind_again().await;
+            *self.held.lock().unwrap() = Some(socket);
         }
     }
 
     /// Takes connections on the same port and never answers on them: a server that hangs.
     /// `resume` forwards again.
     pub async fn black_hole(&self) {
-        self.stop();
+        self.stop().await;
         let listener = self.listen_again().await;
         let tasks = self.tasks.clone();
         let accept = actix_web::rt::spawn(async move {
@@ -80,21 +98,33 @@ impl TcpProxy {
 
     /// Listens on the same port again, forwarding.
     pub async fn resume(&self) {
-        self.stop();
+        self.stop().await;
         let listener = self.listen_again().await;
         self.serve(listener);
     }
 
     async fn listen_again(&self) -> tokio::net::TcpListener {
+        let held = self.held.lock().unwrap().take();
+        let socket = match held {
+            Some(socket) => socket,
+            None => self.bind_again().await,
+        };
+        socket.listen(1024).unwrap()
+    }
+
+    /// The proxy's port, bound again once its listener has gone.
+    async fn bind_again(&self) -> tokio::net::TcpSocket {
         let mut tries = 0;
         loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(listener) => return listener,
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            match socket.bind(([127, 0, 0, 1], self.port).into()) {
+                Ok(()) => return socket,
                 Err(_) if tries < 50 => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(error) => panic!("cannot listen on {} again: {error}", self.port),
+                Err(error) => panic!("cannot bind {} again: {error}", self.port),
             }
         }
     }
