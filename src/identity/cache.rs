@@ -4,9 +4,10 @@
 //! again, once, while it is still served: a caller who keeps calling never waits for the
 //! database.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use crate::ids::{AutosharesUserId, Subject};
 
@@ -39,7 +40,7 @@ impl LinkCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(HashMap::default()),
         }
     }
 

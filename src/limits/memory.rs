@@ -4,9 +4,11 @@
 //!
 //! Idle state is dropped by [`MemoryLimits::evict_idle`], which `startup` runs on a timer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use foldhash::HashMap;
 
 use crate::config::{Quota, RuleMode};
 use crate::phone::Country;

@@ -16,8 +16,9 @@
 //! the library's.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::{LazyLock, OnceLock};
+
+use foldhash::HashMap;
 
 use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
@@ -168,7 +169,7 @@ fn all_rules() -> HashMap<usize, Rules> {
     let codes = library
         .get_supported_global_network_calling_codes()
         .map(|code| (code, Region::World));
-    let mut all = HashMap::new();
+    let mut all = HashMap::default();
     for (code, region) in regions.chain(codes) {
         let Some(metadata) = library.get_metadata_for_region_or_calling_code(code, region) else {
             continue;
