@@ -25,6 +25,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -377,7 +378,7 @@ pub fn rename(span: &Span, name: String) {
 
 /// The `traceparent` (and `tracestate`) naming `span`, for a call it makes: the context
 /// kept with a request's span, else that of the span's OpenTelemetry span.
-pub fn trace_headers(span: &Span) -> Vec<(String, String)> {
+pub fn trace_headers(span: &Span) -> Vec<(HeaderName, HeaderValue)> {
     let context = match kept_trace(span) {
         Some(own) => opentelemetry::Context::new().with_remote_span_context(own),
         None => span.context(),
@@ -387,12 +388,25 @@ pub fn trace_headers(span: &Span) -> Vec<(String, String)> {
     headers.0
 }
 
-/// The headers the propagator writes for an outgoing call, as they will be sent.
-struct Outgoing(Vec<(String, String)>);
+/// The headers the propagator writes for an outgoing call, as they will be sent: the
+/// names it writes are known, and each value's bytes become the header's without a copy.
+struct Outgoing(Vec<(HeaderName, HeaderValue)>);
 
 impl Injector for Outgoing {
     fn set(&mut self, key: &str, value: String) {
-        self.0.push((key.to_owned(), value));
+        let name = match key {
+            "traceparent" => HeaderName::from_static("traceparent"),
+            "tracestate" => HeaderName::from_static("tracestate"),
+            other => match HeaderName::try_from(other) {
+                Ok(name) => name,
+                Err(_) => return,
+            },
+        };
+        // The propagator writes valid values only; one that were not is left out rather
+        // than failing the call.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            self.0.push((name, value));
+        }
     }
 }
 
@@ -913,6 +927,7 @@ mod tests {
             .iter()
             .find(|(name, _)| name == "traceparent")
             .expect("a traceparent");
+        let value = value.to_str().expect("a traceparent is visible ASCII");
         let parts: Vec<_> = value.split('-').collect();
         assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "{value}");
         assert_ne!(parts[2], "00f067aa0ba902b7", "{value}");
