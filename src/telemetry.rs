@@ -19,6 +19,7 @@
 //! are exported, never log events, so no attribute holds more than the span's own fields
 //! (route, status, endpoint, request id).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{BufWriter, Write as _};
 use std::ops::Range;
@@ -112,6 +113,7 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
     if result.is_ok() {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         TRACE_ID_AS_FIELD.store(log.format == LogFormat::Pretty, Ordering::Relaxed);
+        EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     }
     // A subscriber is already set when tests start several apps in one process.
     Telemetry {
@@ -306,6 +308,9 @@ impl Extractor for Headers<'_> {
 #[derive(Clone)]
 struct TraceOf(SpanContext);
 
+/// Whether the installed subscriber exports spans ([`init`] with an exporter).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
 /// Whether [`continue_trace`] records the trace id as the span's `trace_id` field: for the
 /// pretty format, which writes a span's fields and knows nothing of [`TraceOf`].
 static TRACE_ID_AS_FIELD: AtomicBool = AtomicBool::new(false);
@@ -370,10 +375,18 @@ fn kept_trace(span: &Span) -> Option<SpanContext> {
     .flatten()
 }
 
-/// Renames the exported span of `span` (e.g. `PUT /v1/me/phone-number` once the route
-/// is known).
-pub fn rename(span: &Span, name: String) {
-    span.context().span().update_name(name);
+/// Names the exported span of a request once its route and status are known (e.g.
+/// `PUT /v1/me/phone-number`) and sets them on it. Without an exporter there is no such
+/// span, and nothing is made for it.
+pub fn finish_exported(span: &Span, method: &str, route: Cow<'static, str>, status: u16) {
+    if !EXPORTING.load(Ordering::Relaxed) {
+        return;
+    }
+    span.context()
+        .span()
+        .update_name(format!("{method} {route}"));
+    span.set_attribute("http.route", route);
+    span.set_attribute("http.response.status_code", i64::from(status));
 }
 
 /// The `traceparent` (and `tracestate`) naming `span`, for a call it makes: the context
@@ -414,8 +427,8 @@ impl Injector for Outgoing {
 pub struct JsonLines;
 
 /// A span's fields as one JSON object: the members tracing-subscriber's `JsonFields`
-/// would write, written as they are recorded instead of gathered into a map of values
-/// first. A field recorded later (`span.record`) is appended to the object, where
+/// would write, less the `otel.*` ones, written as they are recorded instead of gathered
+/// into a map of values first. A field recorded later (`span.record`) is appended to the object, where
 /// `JsonFields` parses the whole object and writes it again. A name recorded twice is then
 /// in the text twice, and [`JsonLines`] takes the last, as `JsonFields` would.
 struct SpanFields;
@@ -462,6 +475,10 @@ impl Default for Members {
 
 impl Members {
     fn put(&mut self, name: &str, value: &(impl serde::Serialize + ?Sized)) {
+        // `otel.*` fields steer the exported span; they are not log content.
+        if name.starts_with("otel.") {
+            return;
+        }
         if !self.is_empty() {
             self.0.push(b',');
         }
@@ -552,11 +569,11 @@ where
             if let Some(fields) = extension.get::<FormattedFields<N>>()
                 && let Ok(RawMembers(members)) = serde_json::from_str::<RawMembers<'_>>(fields)
             {
-                // `otel.*` fields steer the exported span; they are not log content.
-                let content = members
-                    .into_iter()
-                    .filter(|(key, _)| !key.starts_with("otel."));
-                line.extend(content.map(|(key, value)| (key, Member::Raw(value))));
+                line.extend(
+                    members
+                        .into_iter()
+                        .map(|(key, value)| (key, Member::Raw(value))),
+                );
             }
             if let Some(TraceOf(trace)) = extension.get::<TraceOf>() {
                 line.push(("trace_id", Member::TraceId(trace.trace_id())));

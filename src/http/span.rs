@@ -11,7 +11,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{HttpMessage, web};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::client_address::ClientAddress;
 use crate::metrics::Metrics;
@@ -82,8 +81,6 @@ impl RootSpanBuilder for RequestSpan {
         });
         // For the exported span only (the closing line above already said it): set on it
         // directly, not recorded as fields that the log layer would format for no line.
-        telemetry::rename(&span, format!("{} {route}", request.method()));
-        span.set_attribute("http.route", route);
-        span.set_attribute("http.response.status_code", i64::from(status));
+        telemetry::finish_exported(&span, request.method().as_str(), route, status);
     }
 }
