@@ -149,8 +149,15 @@ impl PhoneNumber {
 }
 
 /// Masks all but the country-code end and the last two digits: `+1310*****69`.
+/// The shown parts are copied whole, not a character at a time.
 pub fn mask(e164: &str) -> String {
-    let len = e164.chars().count();
+    // A number's text is ASCII: then a character is a byte, and no walk finds where one is.
+    let ascii = e164.is_ascii();
+    let len = if ascii {
+        e164.len()
+    } else {
+        e164.chars().count()
+    };
     let shown_head = if len >= 12 {
         5
     } else {
@@ -158,11 +165,22 @@ pub fn mask(e164: &str) -> String {
     };
     let shown_tail = if len > shown_head + 4 { 2 } else { 0 };
     let hidden = len.saturating_sub(shown_head + shown_tail);
-    let mut chars = e164.chars();
-    let mut out = String::with_capacity(e164.len());
-    out.extend(chars.by_ref().take(shown_head));
+    // The byte offset of character `n` (the end, past the last one).
+    let offset = |n: usize| {
+        if ascii {
+            n.min(e164.len())
+        } else {
+            e164.char_indices().nth(n).map_or(e164.len(), |(at, _)| at)
+        }
+    };
+    let (head, tail) = (
+        &e164[..offset(shown_head)],
+        &e164[offset(shown_head + hidden)..],
+    );
+    let mut out = String::with_capacity(head.len() + hidden + tail.len());
+    out.push_str(head);
     out.extend(std::iter::repeat_n('*', hidden));
-    out.extend(chars.skip(hidden));
+    out.push_str(tail);
     out
 }
 
@@ -289,6 +307,13 @@ mod tests {
         let cases = [
             ("+4930123", "+*****23", "eight characters"),
             ("+35312345678", "+3531*****78", "twelve characters"),
+            ("", "", "nothing"),
+            ("+", "+", "one character"),
+            (
+                "+٣٤٦٣٥٩٥٢٩١٠",
+                "+٣٤٦٣*****١٠",
+                "characters of more than one byte",
+            ),
         ];
         for (input, expected, what) in cases {
             assert_eq!(mask(input), expected, "{what}");
