@@ -29,7 +29,7 @@ use crate::client_address::ClientAddress;
 use crate::identity::{LinkStore, StoreError};
 use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
-use crate::phone::{Country, PhoneNumber};
+use crate::phone::{self, Country, PhoneNumber};
 
 pub use store::{AuditStore, StoredEvent};
 
@@ -83,10 +83,13 @@ impl EventId {
             aws_lc_rs::rand::fill(&mut bytes).expect("the system random source is available");
             URL_SAFE_NO_PAD.encode(bytes)
         });
-        Self(format!(
-            "{process}{:016x}",
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        ))
+        let count = COUNT.fetch_add(1, Ordering::Relaxed);
+        let mut digits = [0u8; 16];
+        hex::encode_to_slice(count.to_be_bytes(), &mut digits).expect("8 bytes are 16 hex digits");
+        let mut id = String::with_capacity(process.len() + digits.len());
+        id.push_str(process);
+        id.push_str(std::str::from_utf8(&digits).expect("hex digits are ASCII"));
+        Self(id)
     }
 
     fn as_str(&self) -> &str {
@@ -136,7 +139,7 @@ impl Event {
 
     /// The number the request was about; only its masked form is kept.
     pub fn number(&mut self, number: &PhoneNumber) {
-        self.phone_number = Some(number.to_string());
+        self.phone_number = Some(phone::mask(number.as_e164()));
         self.country = Some(number.country());
     }
 }
@@ -355,5 +358,28 @@ impl Audit {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_share_the_processs_part_and_end_in_its_count_as_16_hex_digits() {
+        let first = EventId::new();
+        let second = EventId::new();
+        let (head, count) = first.as_str().split_at(first.as_str().len() - 16);
+        let (next_head, next_count) = second.as_str().split_at(second.as_str().len() - 16);
+        assert_eq!(head.len(), 16, "96 random bits in base64url: {first:?}");
+        assert_eq!(head, next_head, "one process, one random part");
+        let count = u64::from_str_radix(count, 16).unwrap();
+        let next = u64::from_str_radix(next_count, 16).unwrap();
+        assert!(next > count, "rising: {first:?}, {second:?}");
+        assert_eq!(
+            second.as_str(),
+            format!("{head}{next:016x}"),
+            "lower-case, zero-padded"
+        );
     }
 }

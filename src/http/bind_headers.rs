@@ -50,7 +50,8 @@ pub fn insert_rate_limit(response: &mut HttpResponse, quota: &UserQuota) {
     let state = format!(r#""{PER_USER}";r={};t={reset}"#, quota.remaining);
     let headers = response.headers_mut();
     for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        // The value takes the text's bytes; they are not copied.
+        if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
