@@ -29,7 +29,7 @@ use crate::client_address::ClientAddress;
 use crate::identity::{LinkStore, StoreError};
 use crate::ids::{AutosharesUserId, Subject};
 use crate::metrics::Metrics;
-use crate::phone::{self, Country, PhoneNumber};
+use crate::phone::{Country, PhoneNumber};
 
 pub use store::{AuditStore, StoredEvent};
 
@@ -139,7 +139,7 @@ impl Event {
 
     /// The number the request was about; only its masked form is kept.
     pub fn number(&mut self, number: &PhoneNumber) {
-        self.phone_number = Some(phone::mask(number.as_e164()));
+        self.phone_number = Some(number.masked());
         self.country = Some(number.country());
     }
 }

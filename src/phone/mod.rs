@@ -136,6 +136,11 @@ impl PhoneNumber {
         &self.e164
     }
 
+    /// The number as logs, traces and the audit trail show it: `+1310*****69`.
+    pub fn masked(&self) -> String {
+        mask(&self.e164)
+    }
+
     /// The number's region (docs/abuse.md).
     pub fn country(&self) -> Country {
         self.country
@@ -150,7 +155,7 @@ impl PhoneNumber {
 
 /// Masks all but the country-code end and the last two digits: `+1310*****69`.
 /// The shown parts are copied whole, not a character at a time.
-pub fn mask(e164: &str) -> String {
+fn mask(e164: &str) -> String {
     // A number's text is ASCII: then a character is a byte, and no walk finds where one is.
     let ascii = e164.is_ascii();
     let len = if ascii {
@@ -186,13 +191,13 @@ pub fn mask(e164: &str) -> String {
 
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&mask(&self.e164))
+        f.write_str(&self.masked())
     }
 }
 
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PhoneNumber({})", mask(&self.e164))
+        write!(f, "PhoneNumber({})", self.masked())
     }
 }
 
