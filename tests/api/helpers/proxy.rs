@@ -129,3 +129,27 @@ impl TcpProxy {
         }
     }
 }
+
+/// The tests that take a service's database, Redis or AutoShares away rely on this: once
+/// `stop` returns, the port refuses connections, even before the runtime has had a turn, and
+/// stays the proxy's until `resume` listens on it again.
+#[actix_web::test]
+async fn a_stopped_proxy_refuses_at_once_keeps_its_port_and_resumes_on_it() {
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = TcpProxy::start(&target.local_addr().unwrap().to_string()).await;
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], proxy.port));
+
+    proxy.stop().await;
+    // A blocking connect: the runtime gets no turn to drop what an abort left open.
+    let refused = std::net::TcpStream::connect(address).expect_err("refused while stopped");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    tokio::task::yield_now().await;
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    assert!(
+        other.bind(address).is_err(),
+        "no other socket can have the port"
+    );
+
+    proxy.resume().await;
+    std::net::TcpStream::connect(address).expect("forwarding again");
+}
