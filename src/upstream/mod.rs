@@ -9,6 +9,7 @@ mod session;
 mod transport;
 mod wire;
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use awc::http::{Method, StatusCode};
@@ -81,6 +82,8 @@ pub struct PhoneStatus {
 /// State shared by every worker: settings, the service token and the circuit.
 pub struct Upstream {
     settings: UpstreamSettings,
+    /// `{base_url}/v{api_version}/users/`: what every user's path starts with, written once.
+    users_path: String,
     tls: Arc<rustls::ClientConfig>,
     session: Session,
     breaker: Breaker,
@@ -102,6 +105,7 @@ impl Upstream {
             transport::LOGIN_REFUSED,
         ]));
         Self {
+            users_path: format!("{}/v{}/users/", settings.base_url, settings.api_version),
             tls,
             breaker: Breaker::new(settings.circuit_failures, settings.circuit_open),
             connections: tokio::sync::Semaphore::new(settings.max_connections),
@@ -226,11 +230,15 @@ impl AutoShares {
     }
 
     fn phone_path(&self, user: AutosharesUserId) -> String {
-        let settings = &self.shared.settings;
-        format!(
-            "{}/v{}/users/{user}/subscriptions/settings/phonenumber",
-            settings.base_url, settings.api_version
-        )
+        const SETTINGS: &str = "/subscriptions/settings/phonenumber";
+        let users = &self.shared.users_path;
+        // An i64 takes 20 characters at most.
+        let mut path = String::with_capacity(users.len() + 20 + SETTINGS.len());
+        path.push_str(users);
+        // Writing into a String cannot fail.
+        let _ = write!(path, "{user}");
+        path.push_str(SETTINGS);
+        path
     }
 }
 
