@@ -257,6 +257,33 @@ per_request_us() {
   awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (n > 0 ? t / hz * 1e6 / n : 0) }'
 }
 
+# The CPU ticks of each of the service's threads so far, a line each: id, ticks, name.
+# (A thread's name may hold spaces and parentheses: its stat fields are read after the last
+# parenthesis.)
+thread_ticks() {
+  local task stat fields
+  for task in /proc/"$BFF_PID"/task/*; do
+    stat="$(cat "$task/stat" 2>/dev/null)" || continue
+    read -r -a fields <<<"${stat##*) }"
+    echo "${task##*/} $((fields[11] + fields[12])) $(tr ' ' _ < "$task/comm")"
+  done
+}
+# Between two thread_ticks files, the CPU time a request of the $3 served took on each kind
+# of thread: actix-web's workers, SQLite's connections (a thread each), the log writer,
+# and the rest (startup's thread, the acceptor).
+thread_split() {
+  awk -v n="$3" -v hz="$(getconf CLK_TCK)" '
+    FNR == NR { before[$1] = $2; next }
+    { kind = $3 ~ /^actix-rt/ ? "actix workers" : $3 ~ /^sqlx-sqlite/ ? "SQLite" : $3 ~ /^log-writer/ ? "log writer" : "other"
+      used[kind] += $2 - ($1 in before ? before[$1] : 0) }
+    END {
+      printf "  CPU a request by thread:"
+      split("actix workers,SQLite,log writer,other", kinds, ",")
+      for (i = 1; i <= 4; i++) printf "%s %s %.1f us", (i > 1 ? "," : ""), kinds[i], (n > 0 ? used[kinds[i]] / hz * 1e6 / n : 0)
+      print ""
+    }' "$1" "$2"
+}
+
 # The service's peak RSS since the last reset, in MiB.
 peak_rss() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$BFF_PID/status"; }
 reset_peak_rss() { echo 5 > "/proc/$BFF_PID/clear_refs"; }
@@ -374,8 +401,10 @@ for scenario in $SCENARIOS; do
   counters > "$WORK/before.txt"
   reset_peak_rss
   b_cpu="$(cpu_ticks "$BFF_PID")"
+  thread_ticks > "$WORK/threads-before.txt"
   read -r b_rps b_p50 b_p99 b_err b_total < <(measure "http://127.0.0.1:$BFF/v1/me/phone-number" "$method" "$connections")
   b_us="$(per_request_us "$(($(cpu_ticks "$BFF_PID") - b_cpu))" "$b_total")"
+  thread_ticks > "$WORK/threads-after.txt"
   rss="$(peak_rss)"
   counters > "$WORK/after.txt"
   stop_busy
@@ -384,7 +413,8 @@ for scenario in $SCENARIOS; do
   printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' "$scenario" "$n_rps" "$b_rps" "$rps_ratio" \
     "$n_p50/$n_p99" "$b_p50/$b_p99" "$n_err" "$b_err" "$n_us" "$b_us" "$rss"
   { echo "$scenario: what the service counted besides 200s"
-    failures "$WORK/before.txt" "$WORK/after.txt" | grep . || echo "  nothing"; } >> "$REPORT"
+    failures "$WORK/before.txt" "$WORK/after.txt" | grep . || echo "  nothing"
+    thread_split "$WORK/threads-before.txt" "$WORK/threads-after.txt" "$b_total"; } >> "$REPORT"
 done
 echo
 cat "$REPORT"
