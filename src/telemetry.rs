@@ -38,7 +38,7 @@ use serde_json::value::RawValue;
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
 use tracing::{Event, Metadata, Span, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_opentelemetry::{OpenTelemetrySpanExt, SetParentError};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::filter::FilterExt as _;
@@ -74,6 +74,9 @@ pub const EXPORTED_ONLY: &str = "autoshares_bff::exported";
 /// How much of the log a batch write gathers before it goes to stdout.
 const LOG_BATCH_BYTES: usize = 64 * 1024;
 
+/// How long the log thread rests after each write to stdout ([`Lingering`]).
+const LOG_LINGER: Duration = Duration::from_millis(2);
+
 /// Log lines waiting for the log thread at most; a request that would add one more waits
 /// (none is dropped). The queue's slots are allocated up front: 8 192 of them take 256 KiB,
 /// the library's default of 128 000 takes 4 MiB.
@@ -102,11 +105,7 @@ impl Telemetry {
 /// propagator. Later calls install nothing.
 pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry {
     let provider = traces.and_then(exporting_provider);
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(LOG_BATCH_BYTES, std::io::stdout()));
+    let (writer, guard) = log_thread(std::io::stdout());
     // Installing it also caps the level at which `log` records are made at the one this
     // subscriber can enable.
     let result = subscriber(log, provider.as_ref(), writer).try_init();
@@ -119,6 +118,34 @@ pub fn init(log: &LogSettings, traces: Option<&TelemetrySettings>) -> Telemetry 
     Telemetry {
         provider,
         _lines: guard,
+    }
+}
+
+/// The log thread, writing the lines queued for it to `sink` in batches ([`Lingering`]).
+fn log_thread(sink: impl std::io::Write + Send + 'static) -> (NonBlocking, WorkerGuard) {
+    NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(Lingering(BufWriter::with_capacity(LOG_BATCH_BYTES, sink)))
+}
+
+/// The log thread's writer. The thread takes the lines it finds queued and flushes them
+/// to the sink once the queue is empty; then this rests for `LOG_LINGER` before the
+/// thread takes the next. Lines queued meanwhile wake no one: under load the log costs one
+/// write and one wake-up a `LOG_LINGER`, where it cost about one of each a line, and a
+/// line reaches the sink within `LOG_LINGER` of the previous write.
+struct Lingering<W: std::io::Write>(BufWriter<W>);
+
+impl<W: std::io::Write> std::io::Write for Lingering<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        std::thread::sleep(LOG_LINGER);
+        Ok(())
     }
 }
 
@@ -755,6 +782,48 @@ mod tests {
         fn make_writer(&self) -> Self {
             self.clone()
         }
+    }
+
+    /// The sizes of the writes a sink took, one entry a write.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<usize>>>);
+
+    impl std::io::Write for Writes {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(bytes.len());
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_log_thread_writes_at_most_once_a_linger_and_loses_no_line() {
+        const LINES: usize = 100;
+        let writes = Writes::default();
+        let (mut writer, guard) = log_thread(writes.clone());
+        let started = std::time::Instant::now();
+        for n in 0..LINES {
+            writer
+                .write_all(format!("line {n:03}\n").as_bytes())
+                .unwrap();
+            // Lines further apart than the thread takes to write one: without the
+            // linger, each would go out in a write of its own.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let elapsed = started.elapsed();
+        drop(guard);
+        let writes = writes.0.lock().unwrap();
+        assert_eq!(writes.iter().sum::<usize>(), LINES * "line 000\n".len());
+        // One write after each linger, and the last at shutdown.
+        let most = elapsed.as_micros() / LOG_LINGER.as_micros() + 2;
+        assert!(
+            writes.len() as u128 <= most,
+            "{} writes in {elapsed:?}, at most {most}",
+            writes.len()
+        );
     }
 
     /// The line `emit` logs through `JsonLines`, its spans' fields formatted by `fields`.
