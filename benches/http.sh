@@ -3,8 +3,9 @@
 # front of the same stub AutoShares (nginx answering canned documented bodies), on this
 # machine, in one run. For each scenario it prints req/s, p50/p99 and errors of both
 # sides, the ratio bff / nginx, the CPU time each side spent per request (us: user and
-# system time of the service, or of nginx's workers, over the requests served), and the
-# service's peak RSS during the scenario.
+# system time of the service, or of nginx's workers, over the requests served), the
+# service's peak RSS during the scenario, and after the table the service's CPU time a
+# request on each kind of thread (actix-web's workers, SQLite's, the log writer's).
 #
 #   benches/http.sh [seconds per run, default 10]
 #
