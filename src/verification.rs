@@ -183,7 +183,8 @@ impl Sealer {
         };
         let plain = serde_json::to_vec(&payload).expect("the payload always serialises");
         let bytes = self.current.seal(AAD, &plain);
-        let mut token = String::with_capacity(PREFIX.len() + bytes.len().div_ceil(3) * 4);
+        let encoded = base64::encoded_len(bytes.len(), false).expect("a token's bytes are few");
+        let mut token = String::with_capacity(PREFIX.len() + encoded);
         token.push_str(PREFIX);
         URL_SAFE_NO_PAD.encode_string(bytes, &mut token);
         token
