@@ -85,7 +85,7 @@ impl TcpProxy {
     /// `resume` forwards again.
     pub async fn black_hole(&self) {
         self.stop().await;
-        let listener = self.listen_again().await;
+        let listener = self.listen_again();
         let tasks = self.tasks.clone();
         let accept = actix_web::rt::spawn(async move {
             let mut held = Vec::new();
@@ -99,17 +99,16 @@ impl TcpProxy {
     /// Listens on the same port again, forwarding.
     pub async fn resume(&self) {
         self.stop().await;
-        let listener = self.listen_again().await;
+        let listener = self.listen_again();
         self.serve(listener);
     }
 
-    async fn listen_again(&self) -> tokio::net::TcpListener {
+    /// Listens on the port `stop` holds (`resume` and `black_hole` stop first).
+    fn listen_again(&self) -> tokio::net::TcpListener {
         let held = self.held.lock().unwrap().take();
-        let socket = match held {
-            Some(socket) => socket,
-            None => self.bind_again().await,
-        };
-        socket.listen(1024).unwrap()
+        held.expect("a stopped proxy holds its port")
+            .listen(1024)
+            .unwrap()
     }
 
     /// The proxy's port, bound again once its listener has gone.
