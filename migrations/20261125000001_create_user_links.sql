@@ -1,4 +1,5 @@
--- Which AutoShares user each first-party subject is (CONTRACT.md §3, §5).
+-- Which AutoShares user each first-party subject is; a token's `sub` is looked up here
+-- (docs/api.md).
 -- Written in SQL that both SQLite and PostgreSQL accept.
 CREATE TABLE user_links (
     subject TEXT PRIMARY KEY,

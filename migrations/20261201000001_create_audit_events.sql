@@ -1,5 +1,5 @@
--- The audit trail of phone changes (CONTRACT.md §9): one row per bind, completion or
--- unbind that passed authentication and the link lookup. Numbers only ever masked.
+-- The audit trail of phone changes (docs/operations.md "Audit trail"): one row per bind,
+-- completion or unbind that passed authentication and the link lookup. Numbers only ever masked.
 -- Written in SQL that both SQLite and PostgreSQL accept; rows are ordered by at_ms, then
 -- by seq (the order one process wrote them in).
 CREATE TABLE audit_events (

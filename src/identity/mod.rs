@@ -1,5 +1,5 @@
-//! Subject -> AutoShares user id (README.md, step 2 of a request): from a claim of the JWT, or from
-//! the `user_links` table with a short cache in front.
+//! Subject -> AutoShares user id (docs/api.md, after authentication): from a claim of the JWT,
+//! or from the `user_links` table with a short cache in front.
 
 mod cache;
 mod loader;

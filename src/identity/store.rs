@@ -3,17 +3,43 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyArguments, AnyPoolOptions};
+use sqlx::migrate::Migrator;
 use sqlx::pool::PoolConnection;
 use sqlx::query::QueryAs;
 use sqlx::{Any, AnyConnection, AnyPool, Connection as _};
 
 use crate::ids::{AutosharesUserId, Subject};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The migrations in `migrations/`. Two of them had their opening comment reworded after
+/// databases had applied them (the SQL is the same): they keep the checksum (SHA-384) of
+/// the text that was applied, which the migrator compares with what a database recorded,
+/// so that a database migrated by an earlier build still starts.
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    let mut migrator = sqlx::migrate!("./migrations");
+    for migration in migrator.migrations.to_mut() {
+        if let Some((_, applied)) = REWORDED.iter().find(|(v, _)| *v == migration.version) {
+            migration.checksum = hex::decode(applied).expect("a checksum in hex").into();
+        }
+    }
+    migrator
+});
+
+/// Version and applied checksum of each migration whose comments changed since.
+const REWORDED: [(i64, &str); 2] = [
+    (
+        20261125000001,
+        "3de0b0656ac47c45d0fbbfda12e06fa91120ae3315c7e5d3fc4df97acbcb5b0efcc51fdc7d68d2d48ba84854512b10c6",
+    ),
+    (
+        20261201000001,
+        "448cf2d1f13141c7f3765dbea22617d7b6973dd859ebb879eb0dd995e02f259e7bbd8cdba66fc3e60c9c2fa3207482eb",
+    ),
+];
 
 /// How long a request may wait for a database connection, and for one statement (README
 /// "Time bounds").
@@ -680,6 +706,42 @@ mod tests {
             );
             tokio::time::sleep(SQLITE_CHECKPOINT_EVERY / 5).await;
         }
+    }
+
+    #[actix_web::test]
+    async fn a_database_migrated_before_comments_were_reworded_still_migrates() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = SecretString::from(format!("sqlite://{}", dir.path().join("l.db").display()));
+        let store = LinkStore::connect_lazy(&url).unwrap();
+        store.migrate().await.unwrap();
+        let recorded: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(recorded.len(), MIGRATOR.migrations.len());
+        for (version, checksum) in recorded {
+            let expected = match REWORDED.iter().find(|(v, _)| *v == version) {
+                // What an earlier build recorded for the text it applied.
+                Some((_, applied)) => (*applied).to_owned(),
+                None => {
+                    let file = std::fs::read_dir("migrations")
+                        .unwrap()
+                        .map(|entry| entry.unwrap().path())
+                        .find(|path| path.to_string_lossy().contains(&version.to_string()))
+                        .unwrap();
+                    let text = std::fs::read(file).unwrap();
+                    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, &text))
+                }
+            };
+            assert_eq!(hex::encode(checksum), expected, "migration {version}");
+        }
+        // The next process finds every migration as it recorded it.
+        LinkStore::connect_lazy(&url)
+            .unwrap()
+            .migrate()
+            .await
+            .unwrap();
     }
 
     #[actix_web::test]
