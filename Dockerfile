@@ -33,7 +33,7 @@ COPY --from=build /autoshares-bff /usr/local/bin/autoshares-bff
 COPY config ./config
 ENV BFF_ENV=production
 # The allocator (mimalloc) commits memory as it is used rather than a whole arena at once,
-# which keeps the resident set near the working set (README.md, Benchmarks).
+# which keeps the resident set near the working set (docs/benchmarks.md).
 ENV MIMALLOC_ARENA_EAGER_COMMIT=0
 # SQLite and TLS allocate through glibc's malloc, which otherwise keeps an arena per thread
 # (each SQLite connection has one): two arenas take about 2.5 MiB less under load.
