@@ -89,8 +89,8 @@ fn cites_outside(text: &str) -> bool {
     text.contains(&team_folder) || text.contains(&section)
 }
 
-#[test]
-fn code_tests_migrations_config_and_chart_cite_only_documents_of_this_repository() {
+/// Every text file of the code, tests, benchmarks, migrations, configuration and chart.
+fn project_files() -> Vec<(PathBuf, String)> {
     let mut pending = vec![
         root().join("src"),
         root().join("tests"),
@@ -99,7 +99,7 @@ fn code_tests_migrations_config_and_chart_cite_only_documents_of_this_repository
         root().join("config"),
         root().join("helm"),
     ];
-    let mut read_files = 0;
+    let mut files = Vec::new();
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -110,16 +110,81 @@ fn code_tests_migrations_config_and_chart_cite_only_documents_of_this_repository
                 }
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            read_files += 1;
-            assert!(
-                !cites_outside(&text),
-                "{} cites a document outside the repository",
-                path.display()
-            );
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                files.push((path, text));
+            }
         }
     }
-    assert!(read_files > 50, "read {read_files} files");
+    assert!(files.len() > 50, "read {} files", files.len());
+    files
+}
+
+#[test]
+fn code_tests_migrations_config_and_chart_cite_only_documents_of_this_repository() {
+    for (path, text) in project_files() {
+        assert!(
+            !cites_outside(&text),
+            "{} cites a document outside the repository",
+            path.display()
+        );
+    }
+}
+
+/// Each `(document, section)` that `text` cites as `README.md "Section"` or
+/// `docs/x.md "Section"`, also where a comment wraps the citation onto its next line.
+fn cited_sections(text: &str) -> Vec<(String, String)> {
+    let prose = text
+        .lines()
+        .map(|line| {
+            let line = line.trim_start();
+            let unmarked = ["///", "//!", "//", "#", "--"]
+                .iter()
+                .find_map(|marker| line.strip_prefix(marker));
+            unmarked.unwrap_or(line).trim()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cited = Vec::new();
+    let mut rest = prose.as_str();
+    while let Some(at) = rest.find(" \"") {
+        let before = rest[..at].trim_end_matches(',');
+        let document = before
+            .rsplit(|c: char| c.is_whitespace() || c == '(')
+            .next()
+            .unwrap_or_default();
+        rest = &rest[at + 2..];
+        let is_document = document.starts_with("README")
+            || (document.starts_with("docs/") && document.ends_with(".md"));
+        if let Some(end) = rest.find('"')
+            && is_document
+        {
+            cited.push((document.to_owned(), rest[..end].to_owned()));
+            rest = &rest[end + 1..];
+        }
+    }
+    cited
+}
+
+#[test]
+fn every_section_the_code_cites_is_a_heading_of_its_document() {
+    let mut checked = 0;
+    for (path, text) in project_files() {
+        for (document, section) in cited_sections(&text) {
+            let file = if document.starts_with("README") {
+                "README.md"
+            } else {
+                &document
+            };
+            let found = read(file).lines().any(|line| {
+                line.starts_with('#') && line.trim_start_matches('#').trim() == section
+            });
+            assert!(
+                found,
+                "{} cites {document} \"{section}\", which has no such heading",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "checked {checked} citations");
 }

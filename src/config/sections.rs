@@ -691,7 +691,7 @@ impl AbuseSettings {
             global_mode: RuleMode::read(l, "abuse.modes.global_budget")?,
             country_budgets,
             country_mode: RuleMode::read(l, "abuse.modes.country_budget")?,
-            // On by default, below the breaker's min_sends_prefix: README "Abuse rules".
+            // On by default, below the breaker's min_sends_prefix (docs/abuse.md).
             prefix_budget: l.quota_or_off("abuse.prefix_budget", "3/hour")?,
             prefix_mode: RuleMode::read(l, "abuse.modes.prefix_budget")?,
             prefix_drop_digits,

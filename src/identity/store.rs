@@ -41,8 +41,8 @@ const REWORDED: [(i64, &str); 2] = [
     ),
 ];
 
-/// How long a request may wait for a database connection, and for one statement (README
-/// "Time bounds").
+/// How long a request may wait for a database connection, and for one statement
+/// (docs/operations.md "Time bounds").
 const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Set for each unit of work's transaction only: a session setting would stay on a pooled
 /// server connection of PgBouncer and reach its other clients.
@@ -275,7 +275,7 @@ impl LinkStore {
     /// outlives it on the server connection; PgBouncer in transaction mode keeps one
     /// transaction's statements on one server connection, and those statements are
     /// unnamed (`persistent(false)`), so none is left there for another client to trip on
-    /// (docs/operations.md "PgBouncer").
+    /// (docs/operations.md "PostgreSQL through PgBouncer").
     pub async fn transaction<T>(
         &self,
         work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, sqlx::Error>,
@@ -326,8 +326,8 @@ impl LinkStore {
     }
 
     /// Applies the embedded migrations that have not run yet (docs/operations.md
-    /// "PgBouncer": a migration never holds `CREATE INDEX CONCURRENTLY`, which cannot run
-    /// in a transaction).
+    /// "PostgreSQL through PgBouncer": a migration never holds `CREATE INDEX CONCURRENTLY`,
+    /// which cannot run in a transaction).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         if self.placeholders == Placeholders::Bare {
             sqlx::query(SQLITE_JOURNAL).execute(&self.pool).await?;

@@ -4,7 +4,7 @@
 //! agree.
 
 /// One bind: every quota and abuse rule, checked before anything is taken (docs/api.md
-/// "Bind", docs/abuse.md).
+/// "Rate limits", docs/abuse.md).
 /// KEYS: 1 user, 2 phone, 3 global, 4 country and 5 prefix GCRA arrival times; 6 country
 /// and 7 prefix breaker hashes; 8 the safe-list; 9 the block list; 10 the client's arrival
 /// time; 11 this call's answer. ARGV: see `admit_bind`. Answers {code, wait ms, shadowed
