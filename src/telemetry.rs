@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -416,38 +416,43 @@ pub fn finish_exported(span: &Span, method: &str, route: Cow<'static, str>, stat
     span.set_attribute("http.response.status_code", i64::from(status));
 }
 
-/// The `traceparent` (and `tracestate`) naming `span`, for a call it makes: the context
-/// kept with a request's span, else that of the span's OpenTelemetry span.
+/// The `traceparent` (and a non-empty `tracestate`) naming `span`, for a call it makes:
+/// the context kept with a request's span, else that of the span's OpenTelemetry span.
+/// Written here rather than by the W3C propagator, which builds the value through
+/// `format!` on every call; its test holds the two to the same text. An empty
+/// `tracestate` is left out, as the W3C format asks of a sender.
 pub fn trace_headers(span: &Span) -> Vec<(HeaderName, HeaderValue)> {
-    let context = match kept_trace(span) {
-        Some(own) => opentelemetry::Context::new().with_remote_span_context(own),
-        None => span.context(),
-    };
-    let mut headers = Outgoing(Vec::with_capacity(2));
-    TraceContextPropagator::new().inject_context(&context, &mut headers);
-    headers.0
+    let own = kept_trace(span).unwrap_or_else(|| span.context().span().span_context().clone());
+    if !own.is_valid() {
+        return Vec::new();
+    }
+    let mut headers = Vec::with_capacity(2);
+    headers.push((HeaderName::from_static("traceparent"), traceparent(&own)));
+    let state = own.trace_state().header();
+    // The trace state's own parser admits only visible ASCII; a value that were not is
+    // left out rather than failing the call.
+    if !state.is_empty()
+        && let Ok(value) = HeaderValue::try_from(state)
+    {
+        headers.push((HeaderName::from_static("tracestate"), value));
+    }
+    headers
 }
 
-/// The headers the propagator writes for an outgoing call, as they will be sent: the
-/// names it writes are known, and each value's bytes become the header's without a copy.
-struct Outgoing(Vec<(HeaderName, HeaderValue)>);
-
-impl Injector for Outgoing {
-    fn set(&mut self, key: &str, value: String) {
-        let name = match key {
-            "traceparent" => HeaderName::from_static("traceparent"),
-            "tracestate" => HeaderName::from_static("tracestate"),
-            other => match HeaderName::try_from(other) {
-                Ok(name) => name,
-                Err(_) => return,
-            },
-        };
-        // The propagator writes valid values only; one that were not is left out rather
-        // than failing the call.
-        if let Ok(value) = HeaderValue::try_from(value) {
-            self.0.push((name, value));
-        }
+/// `00-{trace id}-{span id}-{flags}` in lower-case hex, with the sampled flag alone: the
+/// version-00 `traceparent`.
+fn traceparent(context: &SpanContext) -> HeaderValue {
+    let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    let flags = context.trace_flags() & TraceFlags::SAMPLED;
+    let parts = [
+        (3..35, &context.trace_id().to_bytes()[..]),
+        (36..52, &context.span_id().to_bytes()[..]),
+        (53..55, &[flags.to_u8()][..]),
+    ];
+    for (at, bytes) in parts {
+        hex::encode_to_slice(bytes, &mut text[at]).expect("each field has its hex width");
     }
+    HeaderValue::from_bytes(&text).expect("hex digits and dashes are a valid header value")
 }
 
 /// The JSON line format.
@@ -1018,6 +1023,65 @@ mod tests {
         assert_eq!(parts[1], "4bf92f3577b34da6a3ce929d0e0e4736", "{value}");
         assert_ne!(parts[2], "00f067aa0ba902b7", "{value}");
         assert_eq!(parts[3], "00", "{value}");
+    }
+
+    #[test]
+    fn the_trace_headers_sent_are_the_w3c_propagators_less_an_empty_tracestate() {
+        use opentelemetry::trace::TraceState;
+        use opentelemetry::{SpanId, TraceId};
+        let log = LogSettings {
+            format: LogFormat::Json,
+            level: "warn".to_owned(),
+        };
+        let vendors =
+            TraceState::from_key_value([("rojo", "00f067aa0ba902b7"), ("congo", "t61")]).unwrap();
+        let contexts = [
+            (
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "00f067aa0ba902b7",
+                0x01,
+                TraceState::default(),
+            ),
+            // Leading zeros, not sampled, and a trace state to pass on.
+            (
+                "000000000000000000000000000000a1",
+                "0000000000000001",
+                0x00,
+                vendors.clone(),
+            ),
+            // Flags beyond `sampled` are not passed on.
+            (
+                "ffffffffffffffffffffffffffffffff",
+                "ffffffffffffffff",
+                0xff,
+                vendors,
+            ),
+        ];
+        for (trace, span, flags, state) in contexts {
+            let context = SpanContext::new(
+                TraceId::from_hex(trace).unwrap(),
+                SpanId::from_hex(span).unwrap(),
+                TraceFlags::new(flags),
+                true,
+                state,
+            );
+            let mut expected = std::collections::HashMap::new();
+            let within = opentelemetry::Context::new().with_remote_span_context(context.clone());
+            TraceContextPropagator::new().inject_context(&within, &mut expected);
+            expected.retain(|_, value: &mut String| !value.is_empty());
+
+            let subscriber = subscriber(&log, None, Lines::default);
+            let sent = tracing::subscriber::with_default(subscriber, || {
+                let request = tracing::info_span!("request", trace_id = Empty);
+                keep_trace(&request, TraceOf(context));
+                trace_headers(&request)
+            });
+            let sent: std::collections::HashMap<_, _> = sent
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+                .collect();
+            assert_eq!(sent, expected, "{trace}-{span}-{flags:02x}");
+        }
     }
 
     #[test]
