@@ -77,6 +77,19 @@ const SQLITE_NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0";
 /// How often the log is checkpointed: about as much log between two as SQLite's own
 /// threshold (1 000 pages) holds at a few thousand binds a second.
 const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// The log's length, in pages, past which a checkpoint also starts it again. A `PASSIVE`
+/// checkpoint copies the log into the file but never rewinds it: the writer starts the
+/// log again from its beginning only if, when it next writes, the whole log is in the
+/// file. Under writes that never pause, the writer has always added to the log while the
+/// checkpoint ran, and the log grew without end (by about 100 MB a second in
+/// `benches/http.sh` at 32 callers binding). Past this length a `RESTART` checkpoint
+/// follows, which holds the writes back until the rest of the log is in the file and no
+/// reader needs it (5 to 15 ms under that load, mostly its flushes to the disk); the next
+/// write starts the log again, over the same file, whose size stays at its highest. 4 096
+/// pages of 4 KiB (SQLite's default page size, which files here keep) is 16 MiB. Cutting
+/// the file back at each new start (`journal_size_limit`) made each stall about three
+/// times as long.
+const SQLITE_LOG_LIMIT_PAGES: i64 = 4096;
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
@@ -225,17 +238,22 @@ impl LinkStore {
     }
 
     /// On SQLite, checkpoints the write-ahead log every `SQLITE_CHECKPOINT_EVERY`, as
-    /// many of its pages as no reader still needs (`PASSIVE`); says once when it starts
-    /// failing and once when it works again. On PostgreSQL there is nothing to do.
+    /// many of its pages as no reader still needs (`PASSIVE`), and starts it again once it
+    /// is longer than `SQLITE_LOG_LIMIT_PAGES`; says once when it starts failing and once
+    /// when it works again. On PostgreSQL there is nothing to do.
     pub async fn checkpoint_forever(self) {
+        self.checkpoint_every(SQLITE_CHECKPOINT_EVERY, SQLITE_LOG_LIMIT_PAGES)
+            .await
+    }
+
+    async fn checkpoint_every(self, every: std::time::Duration, log_limit_pages: i64) {
         if self.placeholders != Placeholders::Bare {
             return;
         }
         let mut failing = false;
         loop {
-            tokio::time::sleep(SQLITE_CHECKPOINT_EVERY).await;
-            let checkpoint = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)");
-            let outcome = self.run(async |c| checkpoint.execute(c).await).await;
+            tokio::time::sleep(every).await;
+            let outcome = self.checkpoint(log_limit_pages).await;
             match (&outcome, failing) {
                 (Ok(_), true) => tracing::info!("SQLite checkpoints run again"),
                 (Err(error), false) => tracing::warn!(%error, "SQLite checkpoint failed; retrying"),
@@ -243,6 +261,22 @@ impl LinkStore {
             }
             failing = outcome.is_err();
         }
+    }
+
+    /// One `PASSIVE` checkpoint, and a `RESTART` one after it if the log it found was
+    /// longer than `log_limit_pages`. The `RESTART` runs on the writing connection, so
+    /// the writes queue for it in the pool, and start as it ends, instead of polling
+    /// SQLite's lock with waits of up to tens of milliseconds each.
+    async fn checkpoint(&self, log_limit_pages: i64) -> Result<(), StoreError> {
+        // Its row: whether it was blocked, the log's pages, the pages now in the file.
+        let passive = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)");
+        let (_, log_pages, _) = self.run(async |c| passive.fetch_one(c).await).await?;
+        if log_pages > log_limit_pages {
+            let restart = sqlx::query("PRAGMA wal_checkpoint(RESTART)");
+            let writer = self.writing();
+            writer.run(async |c| restart.execute(c).await).await?;
+        }
+        Ok(())
     }
 
     /// How statements of many values on this pool name them.
@@ -706,6 +740,53 @@ mod tests {
             );
             tokio::time::sleep(SQLITE_CHECKPOINT_EVERY / 5).await;
         }
+    }
+
+    #[actix_web::test]
+    async fn sqlite_starts_its_log_again_under_writes_that_never_pause() {
+        const LOG_LIMIT_PAGES: i64 = 64;
+        const WRITTEN: u64 = 64 << 20;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("links.db");
+        let log = dir.path().join("links.db-wal");
+        let url = format!("sqlite://{}", file.display());
+        let store = LinkStore::connect_lazy(&SecretString::from(url)).unwrap();
+        store.migrate().await.unwrap();
+        let writer = store.writing();
+        sqlx::query("CREATE TABLE filler (bytes BLOB)")
+            .execute(&writer.pool)
+            .await
+            .unwrap();
+        let checkpoints = store
+            .clone()
+            .checkpoint_every(std::time::Duration::from_millis(50), LOG_LIMIT_PAGES);
+        let checkpoints = actix_web::rt::spawn(checkpoints);
+        // One commit after another, each a page of log at least, as the audit trail's
+        // writer under load: each takes the writing connection and gives it back.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut logged = 0;
+        while logged < WRITTEN {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{logged} bytes logged"
+            );
+            sqlx::query("INSERT INTO filler VALUES (randomblob(100))")
+                .execute(&writer.pool)
+                .await
+                .unwrap();
+            logged += 4096;
+        }
+        checkpoints.abort();
+        // The log's header counts its new starts (big-endian, at byte 12).
+        let mut header = [0; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open(&log).unwrap(), &mut header).unwrap();
+        let starts = u32::from_be_bytes(header[12..].try_into().unwrap());
+        assert!(starts >= 3, "the log started again {starts} times");
+        let size = std::fs::metadata(&log).unwrap().len();
+        assert!(
+            size < WRITTEN / 2,
+            "the log's file holds {size} bytes after {logged} bytes were logged"
+        );
     }
 
     #[actix_web::test]
