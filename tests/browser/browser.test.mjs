@@ -10,7 +10,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from "nod
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import net from "node:net";
+import { freePorts } from "../common/free-ports.mjs";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,14 +18,6 @@ const bin = process.env.BFF_BIN;
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const bins = join(here, "node_modules", ".bin");
 
-function freePort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Serves the page and its bundle on 127.0.0.1:port. */
 function servePage(port) {
@@ -48,8 +40,9 @@ let dev, browser, token, api, sandbox, pages = [], workdir, allowedPort, strange
 
 before(async () => {
   assert.ok(bin, "BFF_BIN names the autoshares-bff binary");
-  const [publicPort, adminPort, sandboxPort] = [await freePort(), await freePort(), await freePort()];
-  [allowedPort, strangerPort] = [await freePort(), await freePort()];
+  const ports = await freePorts(5);
+  const [publicPort, adminPort, sandboxPort] = ports;
+  [allowedPort, strangerPort] = ports.slice(3);
   api = `http://127.0.0.1:${publicPort}`;
   sandbox = `http://127.0.0.1:${sandboxPort}`;
   workdir = mkdtempSync(join(tmpdir(), "bff-browser-"));

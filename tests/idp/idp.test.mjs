@@ -12,7 +12,7 @@ import { request as httpsRequest } from "node:https";
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import net from "node:net";
+import { freePorts } from "../common/free-ports.mjs";
 import Provider from "oidc-provider";
 import { SignJWT, importJWK, decodeProtectedHeader, decodeJwt } from "jose";
 
@@ -22,14 +22,6 @@ const AUDIENCE = "autoshares-bff";
 const USER = 1001;
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
-function freePort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -189,7 +181,7 @@ function accessToken(alg) {
 
 /** `serve` against the provider; `extra` BFF__ variables override the defaults. */
 async function startService(extra = {}) {
-  const [publicPort, adminPort] = [await freePort(), await freePort()];
+  const [publicPort, adminPort] = await freePorts(2);
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith("BFF__") || key === "RUST_LOG") delete env[key];
   Object.assign(env, {
@@ -276,7 +268,7 @@ before(async () => {
   assert.ok(bin, "BFF_BIN names the autoshares-bff binary");
   workdir = mkdtempSync(join(tmpdir(), "bff-idp-"));
   tls = certificates(workdir);
-  const port = await freePort();
+  const [port] = await freePorts(1);
   issuer = `https://localhost:${port}`;
   keys = ALGORITHMS.map((alg) => signingKey(alg, `key-${alg}`));
   provider = makeProvider(keys);
@@ -286,7 +278,7 @@ before(async () => {
   });
   await new Promise((resolve) => server.listen(port, "127.0.0.1", resolve));
 
-  const sandboxPort = await freePort();
+  const [sandboxPort] = await freePorts(1);
   const child = spawn(bin, ["sandbox", "--listen", `127.0.0.1:${sandboxPort}`], { stdio: "ignore" });
   sandbox = { child, url: `http://127.0.0.1:${sandboxPort}` };
 });
