@@ -18,7 +18,6 @@ const bin = process.env.BFF_BIN;
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const bins = join(here, "node_modules", ".bin");
 
-
 /** Serves the page and its bundle on 127.0.0.1:port. */
 function servePage(port) {
   const files = {

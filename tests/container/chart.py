@@ -21,6 +21,7 @@ A container that exits or never turns ready fails the test, with its output.
 """
 
 import base64
+import itertools
 import json
 import os
 import secrets
@@ -50,10 +51,39 @@ class Failed(Exception):
     pass
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# The next of `free_ports`' candidates: runs one after another start at different places.
+_NEXT_PORT = itertools.count(os.getpid())
+
+
+def free_ports(count):
+    """`count` distinct loopback ports for processes that bind them themselves, chosen as
+    `free_port` in tests/common/mod.rs chooses them: in turn from 10 000 to 19 999, below
+    the kernel's ephemeral range (so no outgoing connection is given one meanwhile), passing
+    over ones in use, each held until all are found; where the ephemeral range starts
+    lower, ports the kernel just gave."""
+    first, span = 10_000, 10_000
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            below = int(f.read().split()[0]) >= first + 2 * span
+    except OSError:
+        below = False
+    candidates = (first + next(_NEXT_PORT) % span if below else 0 for _ in range(span))
+    held = []
+    try:
+        for port in candidates:
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+            if len(held) == count:
+                return [s.getsockname()[1] for s in held]
+        raise RuntimeError("no free loopback ports")
+    finally:
+        for s in held:
+            s.close()
 
 
 def b64url(data):
@@ -85,7 +115,7 @@ class IdentityProvider:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
 
@@ -267,7 +297,7 @@ def release(image, name, sets, work, flow):
     print(f"release '{name}'")
     database = f"bff_test_container_{secrets.token_hex(4)}"
     subprocess.run(["psql", "-q", DATABASE, "-c", f"CREATE DATABASE {database}"], check=True)
-    public, admin = free_port(), free_port()
+    public, admin = free_ports(2)
     sets = {
         **sets,
         "config.server.listen": f"127.0.0.1:{public}",
@@ -321,7 +351,7 @@ def release(image, name, sets, work, flow):
 
 def main(image, sandbox_binary):
     work = tempfile.mkdtemp()
-    sandbox_port = free_port()
+    [sandbox_port] = free_ports(1)
     sandbox = subprocess.Popen(
         [sandbox_binary, "sandbox", "--listen", f"127.0.0.1:{sandbox_port}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

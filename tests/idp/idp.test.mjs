@@ -22,7 +22,6 @@ const AUDIENCE = "autoshares-bff";
 const USER = 1001;
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
-
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A private key of the type `alg` needs, as a JWK named `kid` that says its `alg`. */
