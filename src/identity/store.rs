@@ -90,6 +90,13 @@ const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_m
 /// the file back at each new start (`journal_size_limit`) made each stall about three
 /// times as long.
 const SQLITE_LOG_LIMIT_PAGES: i64 = 4096;
+/// How long a `RESTART` checkpoint waits for readers to leave the log. It holds the
+/// writing connection while it waits, and the audit trail's commits with it; left to the
+/// connection's busy timeout (5 s), a reader that stays (another process's long query or
+/// backup) held every bind for 5 s a round, past its pool's wait. Our own readers take
+/// milliseconds; one that stays longer makes the checkpoint a `PASSIVE` one this round,
+/// and the log starts again in a later one.
+const SQLITE_RESTART_WAIT: &str = "PRAGMA busy_timeout = 20";
 /// SQLite's journal, a property of the file: with a write-ahead log, reading a link never
 /// waits for the audit trail's writes to commit (a rollback journal locks readers out).
 const SQLITE_JOURNAL: &str = "PRAGMA journal_mode = WAL";
@@ -112,6 +119,28 @@ async fn bounded<T>(
         Ok(result) => Ok(result?),
         Err(_) => Err(StoreError::Timeout),
     }
+}
+
+/// A `RESTART` checkpoint on `connection`, waiting for readers no longer than
+/// `SQLITE_RESTART_WAIT`: SQLite's wait is the connection's busy timeout, which is set for
+/// the checkpoint alone and then put back.
+async fn restart(connection: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let usual: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *connection)
+        .await?;
+    sqlx::query(SQLITE_RESTART_WAIT)
+        .execute(&mut *connection)
+        .await?;
+    let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+        .execute(&mut *connection)
+        .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA busy_timeout = {usual}"
+    )))
+    .persistent(false)
+    .execute(&mut *connection)
+    .await?;
+    restarted.map(drop)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,9 +301,7 @@ impl LinkStore {
         let passive = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)");
         let (_, log_pages, _) = self.run(async |c| passive.fetch_one(c).await).await?;
         if log_pages > log_limit_pages {
-            let restart = sqlx::query("PRAGMA wal_checkpoint(RESTART)");
-            let writer = self.writing();
-            writer.run(async |c| restart.execute(c).await).await?;
+            self.writing().run(restart).await?;
         }
         Ok(())
     }
@@ -787,6 +814,71 @@ mod tests {
             size < WRITTEN / 2,
             "the log's file holds {size} bytes after {logged} bytes were logged"
         );
+    }
+
+    #[actix_web::test]
+    async fn a_reader_that_holds_the_log_never_holds_up_writes_for_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("links.db");
+        let url = format!("sqlite://{}", file.display());
+        let store = LinkStore::connect_lazy(&SecretString::from(url.clone())).unwrap();
+        store.migrate().await.unwrap();
+        let writer = store.writing();
+        let write = async || {
+            sqlx::query("INSERT INTO filler VALUES (randomblob(100))")
+                .execute(&writer.pool)
+                .await
+                .unwrap();
+        };
+        sqlx::query("CREATE TABLE filler (bytes BLOB)")
+            .execute(&writer.pool)
+            .await
+            .unwrap();
+        write().await;
+        // Another process reads the database the whole time, as an operator's backup or
+        // long query would: its snapshot is in the log, so the log cannot start again.
+        let mut reader = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut reader).await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM filler")
+            .fetch_one(&mut reader)
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            write().await;
+        }
+        // Over its bound: the checkpoint tries to start the log again, and a write comes.
+        let checkpoint = actix_web::rt::spawn({
+            let store = store.clone();
+            async move { store.checkpoint(1).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let started = std::time::Instant::now();
+        write().await;
+        let waited = started.elapsed();
+        checkpoint.await.unwrap().unwrap();
+        assert!(
+            waited < std::time::Duration::from_secs(1),
+            "a write waited {waited:?} for a checkpoint that waited for a reader"
+        );
+        let busy_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&writer.pool)
+            .await
+            .unwrap();
+        assert_eq!(busy_ms, 5000, "the writer's usual wait for locks, put back");
+        // Once the reader is gone, the log starts again.
+        sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+        reader.close().await.unwrap();
+        let starts = || {
+            // The log's header counts its new starts (big-endian, at byte 12).
+            let mut header = [0; 16];
+            let log = dir.path().join("links.db-wal");
+            std::io::Read::read_exact(&mut std::fs::File::open(log).unwrap(), &mut header).unwrap();
+            u32::from_be_bytes(header[12..].try_into().unwrap())
+        };
+        let before = starts();
+        store.checkpoint(1).await.unwrap();
+        write().await;
+        assert_eq!(starts(), before + 1, "the log started again");
     }
 
     #[actix_web::test]
