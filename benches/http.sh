@@ -17,7 +17,9 @@
 #   BENCH_SCENARIOS="bind:32 bind:512:busy" benches/http.sh   # a subset; the default is
 #       read:32 bind:32 read:512 bind:512 bind:512:busy (`busy`: a busy loop on every core
 #       beside the load, as on a pod at its CPU limit; the service's own view of the
-#       failures is printed after the table)
+#       failures is printed after the table). `reader` instead of `busy` (e.g. bind:32:reader,
+#       SQLite only): another process holds a read transaction open on the service's
+#       database file for the whole scenario, as an operator's backup or long query would
 #   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/bff_bench benches/http.sh
 #       # links in PostgreSQL instead of a fresh SQLite file; a database of its own, as its
 #       # links and audit events are deleted first (each run starts from the same tables)
@@ -114,7 +116,25 @@ stop_busy() {
   BUSY_PIDS=()
 }
 
+READER_PID=""
+start_reader() {
+  [ -z "${BENCH_DATABASE_URL:-}" ] || { echo "a reader needs the SQLite file" >&2; exit 1; }
+  python3 - "$WORK/bench.db" <<'PY' &
+import sqlite3, sys, time
+reading = sqlite3.connect(sys.argv[1], isolation_level=None)
+reading.execute("BEGIN")
+reading.execute("SELECT count(*) FROM user_links").fetchone()
+time.sleep(3600)
+PY
+  READER_PID=$!
+}
+stop_reader() {
+  [ -n "$READER_PID" ] && kill "$READER_PID" 2>/dev/null || true
+  READER_PID=""
+}
+
 cleanup() {
+  stop_reader
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   [ -n "${BFF_PID:-}" ] && kill "$BFF_PID" 2>/dev/null || true
   [ -n "${PROXY_PID:-}" ] && kill "$PROXY_PID" 2>/dev/null || true
@@ -388,9 +408,12 @@ printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' scenario "nginx r/s" 
 REPORT="$WORK/report.txt"
 : > "$REPORT"
 for scenario in $SCENARIOS; do
-  IFS=: read -r kind connections busy <<<"$scenario"
+  IFS=: read -r kind connections beside <<<"$scenario"
   if [ "$kind" = read ]; then method=GET; else method=PUT; fi
-  [ -n "$busy" ] && start_busy
+  case "$beside" in
+    busy) start_busy ;;
+    reader) start_reader ;;
+  esac
   workers="$(nginx_workers)"
   n_cpu="$(cpu_ticks $workers)"
   read -r n_rps n_p50 n_p99 n_err n_total < <(measure "http://127.0.0.1:$PROXY/" "$method" "$connections")
@@ -409,6 +432,7 @@ for scenario in $SCENARIOS; do
   rss="$(peak_rss)"
   counters > "$WORK/after.txt"
   stop_busy
+  stop_reader
   [ -n "${PERF_PID:-}" ] && { wait "$PERF_PID" || true; unset PERF_PID; }
   rps_ratio="$(ratio "$b_rps" "$n_rps")"
   printf '%-14s %9s %9s %6s %15s %15s %8s %8s %8s %8s %7s\n' "$scenario" "$n_rps" "$b_rps" "$rps_ratio" \
