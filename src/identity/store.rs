@@ -90,10 +90,14 @@ const SQLITE_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_m
 /// the file back at each new start (`journal_size_limit`) made each stall about three
 /// times as long.
 const SQLITE_LOG_LIMIT_PAGES: i64 = 4096;
+/// How long a statement waits for a lock another connection holds (another process's
+/// write, a checkpoint) before it fails: sqlx's default, set here on every connection so
+/// that a `RESTART` checkpoint can put it back after its shorter wait.
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
 /// How long a `RESTART` checkpoint waits for readers to leave the log. It holds the
-/// writing connection while it waits, and the audit trail's commits with it; left to the
-/// connection's busy timeout (5 s), a reader that stays (another process's long query or
-/// backup) held every bind for 5 s a round, past its pool's wait. Our own readers take
+/// writing connection while it waits, and the audit trail's commits with it; left to
+/// `SQLITE_BUSY_TIMEOUT`, a reader that stays (another process's long query or backup)
+/// held every bind for 5 s a round, past its pool's wait. Our own readers take
 /// milliseconds; one that stays longer makes the checkpoint a `PASSIVE` one this round,
 /// and the log starts again in a later one.
 const SQLITE_RESTART_WAIT: &str = "PRAGMA busy_timeout = 20";
@@ -123,23 +127,19 @@ async fn bounded<T>(
 
 /// A `RESTART` checkpoint on `connection`, waiting for readers no longer than
 /// `SQLITE_RESTART_WAIT`: SQLite's wait is the connection's busy timeout, which is set for
-/// the checkpoint alone and then put back.
+/// the checkpoint alone and then put back to `SQLITE_BUSY_TIMEOUT` (a fixed value, so that
+/// a checkpoint cut short before it could put it back leaves it short only until the next
+/// one).
 async fn restart(connection: &mut AnyConnection) -> Result<(), sqlx::Error> {
-    let usual: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(&mut *connection)
-        .await?;
     sqlx::query(SQLITE_RESTART_WAIT)
         .execute(&mut *connection)
         .await?;
     let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
         .execute(&mut *connection)
         .await;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "PRAGMA busy_timeout = {usual}"
-    )))
-    .persistent(false)
-    .execute(&mut *connection)
-    .await?;
+    sqlx::query(SQLITE_BUSY_TIMEOUT)
+        .execute(&mut *connection)
+        .await?;
     restarted.map(drop)
 }
 
@@ -557,6 +557,9 @@ fn pool_options(connections: u32) -> AnyPoolOptions {
                     sqlx::query(SQLITE_NO_AUTOCHECKPOINT)
                         .execute(&mut *connection)
                         .await?;
+                    sqlx::query(SQLITE_BUSY_TIMEOUT)
+                        .execute(&mut *connection)
+                        .await?;
                 }
                 Ok(())
             })
@@ -876,9 +879,22 @@ mod tests {
             u32::from_be_bytes(header[12..].try_into().unwrap())
         };
         let before = starts();
+        // As a checkpoint cut short after shortening the wait would leave it.
+        sqlx::query(SQLITE_RESTART_WAIT)
+            .execute(&writer.pool)
+            .await
+            .unwrap();
         store.checkpoint(1).await.unwrap();
         write().await;
         assert_eq!(starts(), before + 1, "the log started again");
+        let busy_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+            .fetch_one(&writer.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            busy_ms, 5000,
+            "the usual wait, whatever the last checkpoint left"
+        );
     }
 
     #[actix_web::test]
