@@ -772,6 +772,14 @@ mod tests {
         }
     }
 
+    /// How many times the write-ahead log `log` has started again: its header counts them
+    /// (big-endian, at byte 12).
+    fn log_starts(log: &std::path::Path) -> u32 {
+        let mut header = [0; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open(log).unwrap(), &mut header).unwrap();
+        u32::from_be_bytes(header[12..].try_into().unwrap())
+    }
+
     #[actix_web::test]
     async fn sqlite_starts_its_log_again_under_writes_that_never_pause() {
         const LOG_LIMIT_PAGES: i64 = 64;
@@ -807,10 +815,7 @@ mod tests {
             logged += 4096;
         }
         checkpoints.abort();
-        // The log's header counts its new starts (big-endian, at byte 12).
-        let mut header = [0; 16];
-        std::io::Read::read_exact(&mut std::fs::File::open(&log).unwrap(), &mut header).unwrap();
-        let starts = u32::from_be_bytes(header[12..].try_into().unwrap());
+        let starts = log_starts(&log);
         assert!(starts >= 3, "the log started again {starts} times");
         let size = std::fs::metadata(&log).unwrap().len();
         assert!(
@@ -871,13 +876,7 @@ mod tests {
         // Once the reader is gone, the log starts again.
         sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
         reader.close().await.unwrap();
-        let starts = || {
-            // The log's header counts its new starts (big-endian, at byte 12).
-            let mut header = [0; 16];
-            let log = dir.path().join("links.db-wal");
-            std::io::Read::read_exact(&mut std::fs::File::open(log).unwrap(), &mut header).unwrap();
-            u32::from_be_bytes(header[12..].try_into().unwrap())
-        };
+        let starts = || log_starts(&dir.path().join("links.db-wal"));
         let before = starts();
         // As a checkpoint cut short after shortening the wait would leave it.
         sqlx::query(SQLITE_RESTART_WAIT)
