@@ -5,7 +5,8 @@
 # sides, the ratio bff / nginx, the CPU time each side spent per request (us: user and
 # system time of the service, or of nginx's workers, over the requests served), the
 # service's peak RSS during the scenario, and after the table the service's CPU time a
-# request on each kind of thread (actix-web's workers, SQLite's, the log writer's).
+# request on each kind of thread (actix-web's workers, SQLite's, the log writer's) and its
+# RSS at the scenario's end by kind (anonymous, mapped files).
 #
 #   benches/http.sh [seconds per run, default 10]
 #
@@ -308,6 +309,14 @@ thread_split() {
 # The service's peak RSS since the last reset, in MiB.
 peak_rss() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$BFF_PID/status"; }
 reset_peak_rss() { echo 5 > "/proc/$BFF_PID/clear_refs"; }
+# What the service holds now, by kind: anonymous memory (heap, stacks) and mapped files (the
+# binary's code, the libraries' and SQLite's index of its log; they count in RSS, and the
+# kernel maps a file's pages 64 KiB around each first touch).
+rss_split() {
+  awk '/^Rss(Anon|File):/ { mib[$1] = $2 / 1024 }
+    END { printf "  RSS at the end: %.1f MiB anonymous, %.1f MiB mapped files\n", mib["RssAnon:"], mib["RssFile:"] }' \
+    "/proc/$BFF_PID/status"
+}
 
 # The service's counters for the phone-number route, the AutoShares calls, the audit
 # events lost (none may be: each bind is audited) and the audit transactions (their
@@ -439,7 +448,8 @@ for scenario in $SCENARIOS; do
     "$n_p50/$n_p99" "$b_p50/$b_p99" "$n_err" "$b_err" "$n_us" "$b_us" "$rss"
   { echo "$scenario: what the service counted besides 200s"
     failures "$WORK/before.txt" "$WORK/after.txt" | grep . || echo "  nothing"
-    thread_split "$WORK/threads-before.txt" "$WORK/threads-after.txt" "$b_total"; } >> "$REPORT"
+    thread_split "$WORK/threads-before.txt" "$WORK/threads-after.txt" "$b_total"
+    rss_split; } >> "$REPORT"
 done
 echo
 cat "$REPORT"
