@@ -868,11 +868,18 @@ mod tests {
             waited < std::time::Duration::from_secs(1),
             "a write waited {waited:?} for a checkpoint that waited for a reader"
         );
-        let busy_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&writer.pool)
-            .await
-            .unwrap();
-        assert_eq!(busy_ms, 5000, "the writer's usual wait for locks, put back");
+        // The writer's wait for locks, in milliseconds.
+        let busy_ms = async || -> i64 {
+            sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&writer.pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            busy_ms().await,
+            5000,
+            "the writer's usual wait for locks, put back"
+        );
         // Once the reader is gone, the log starts again.
         sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
         reader.close().await.unwrap();
@@ -886,12 +893,9 @@ mod tests {
         store.checkpoint(1).await.unwrap();
         write().await;
         assert_eq!(starts(), before + 1, "the log started again");
-        let busy_ms: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-            .fetch_one(&writer.pool)
-            .await
-            .unwrap();
         assert_eq!(
-            busy_ms, 5000,
+            busy_ms().await,
+            5000,
             "the usual wait, whatever the last checkpoint left"
         );
     }
