@@ -211,9 +211,9 @@ impl AuditStore {
             .collect())
     }
 
-    /// Deletes events older than `before_ms`, `ROWS_PER_DELETE` at a time, each part on a
-    /// writing connection of its own and followed by a rest as long as it took, so that the
-    /// audit trail's writes go in between and have at least half of the writer's time;
+    /// Deletes events older than `before_ms`, `ROWS_PER_DELETE` at a time, each part taking
+    /// the writing connection and giving it back, then resting as long as it took, so that
+    /// the audit trail's writes go in between and have at least half of the writer's time;
     /// answers how many.
     pub(super) async fn delete_before(&self, before_ms: i64) -> Result<u64, StoreError> {
         let mut deleted = 0;
