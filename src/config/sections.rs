@@ -4,6 +4,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -708,18 +709,22 @@ impl AbuseSettings {
     }
 }
 
-/// `+` and 1 to 15 digits: an E.164 number or a prefix of one.
 /// An ISO 3166 alpha-2 region libphonenumber has numbering rules for (`US`, `ES`), upper
-/// case.
+/// case. The regions are read from a copy of the library that is then dropped: the
+/// library's tables of rules take about 5 MiB, which the phone module does without.
 fn is_region(code: &str) -> bool {
+    static REGIONS: LazyLock<Vec<rlibphonenumber::Region>> = LazyLock::new(|| {
+        rlibphonenumber::PhoneNumberUtil::new()
+            .map(|library| library.get_supported_regions().collect())
+            .unwrap_or_default()
+    });
     code.len() == 2
-        && code.parse::<rlibphonenumber::Region>().is_ok_and(|region| {
-            rlibphonenumber::PHONE_NUMBER_UTIL
-                .get_country_code_for_region(region)
-                .is_some()
-        })
+        && code
+            .parse::<rlibphonenumber::Region>()
+            .is_ok_and(|region| REGIONS.contains(&region))
 }
 
+/// `+` and 1 to 15 digits: an E.164 number or a prefix of one.
 pub fn is_e164_prefix(text: &str) -> bool {
     text.strip_prefix('+')
         .is_some_and(|d| (1..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))

@@ -17,12 +17,9 @@
 //! crate's version is pinned in `Cargo.toml` because these steps are its public methods
 //! rather than its documented interface.
 
-use rlibphonenumber::interfaces::AsOriginal;
-use rlibphonenumber::{
-    NumberLengthType, PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberType, Region, ValidationError,
-};
+use rlibphonenumber::{PhoneNumber, PhoneNumberType, Region};
 
-use super::patterns::Rules;
+use super::catalogue::Catalogue;
 
 /// libphonenumber's bounds on a national significant number.
 const NATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 2..=17;
@@ -34,32 +31,24 @@ pub fn parse(digits: &str) -> Option<PhoneNumber> {
     if digits.len() < 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let library = PHONE_NUMBER_UTIL.as_original();
-    let (national, country_code) = library.extract_country_code(digits.into())?;
+    let catalogue = Catalogue::get();
+    let (national, country_code) = catalogue.split_country_code(digits)?;
     if national.len() < *NATIONAL_DIGITS.start() {
         return None;
     }
-    let region = PHONE_NUMBER_UTIL.get_region_for_country_code(country_code)?;
-    let metadata = library
-        .get_metadata_for_region_or_calling_code(country_code, region)
-        // The library's step first matches the general pattern, its largest, and then the
-        // prefix; without a prefix it changes nothing. The prefix is matched here first,
-        // on the faster engine.
-        .filter(|metadata| {
-            Rules::at(*metadata).is_none_or(|rules| rules.starts_with_national_prefix(&national))
-        });
-    if let Some(metadata) = metadata {
-        let (stripped, _carrier) = library
-            .maybe_strip_national_prefix_and_carrier_code(metadata, &national)
-            .ok()?;
+    let (_, entry) = catalogue.calling_code(country_code)?.regions().first()?;
+    // The library's step first matches the general pattern, its largest, and then the
+    // prefix; without a prefix it changes nothing. The prefix is matched here first, on
+    // the faster engine.
+    let entry = entry
+        .as_ref()
+        .filter(|entry| entry.rules.starts_with_national_prefix(national));
+    if let Some(entry) = entry {
+        let stripped = entry.strip_national_prefix(national)?;
         if !stripped.is_empty() && stripped != national {
             let candidate = number(country_code, &stripped)?;
-            let long_enough = !matches!(
-                PHONE_NUMBER_UTIL.is_possible_number_with_reason(&candidate),
-                Ok(NumberLengthType::IsPossibleLocalOnly)
-                    | Err(ValidationError::TooShort | ValidationError::InvalidLength)
-            );
-            if long_enough {
+            let significant = rlibphonenumber::get_national_significant_number_owned(&candidate);
+            if entry.rules.long_enough(&significant) {
                 return NATIONAL_DIGITS
                     .contains(&stripped.len())
                     .then_some(candidate);
@@ -69,18 +58,26 @@ pub fn parse(digits: &str) -> Option<PhoneNumber> {
     if !NATIONAL_DIGITS.contains(&national.len()) {
         return None;
     }
-    number(country_code, &national)
+    number(country_code, national)
+}
+
+/// What `number.format(PhoneNumberFormat::E164)` gives: `+`, the calling code and the
+/// national significant number.
+pub fn format(number: &PhoneNumber) -> String {
+    let national = rlibphonenumber::get_national_significant_number_owned(number);
+    format!("+{}{national}", number.country_code)
 }
 
 /// What `number.get_region_code()` gives. A code of one region names it without a pattern
 /// run; only where regions share a code does finding it run their type patterns.
 pub fn region(number: &PhoneNumber) -> Option<Region> {
-    let library = PHONE_NUMBER_UTIL.as_original();
-    let mut regions = library.get_regions_for_country_calling_code(number.country_code)?;
-    if regions.len() == 1 {
-        return regions.next();
+    match Catalogue::get()
+        .calling_code(number.country_code)?
+        .regions()
+    {
+        [(region, _)] => Some(*region),
+        _ => region_and_type(number).0,
     }
-    region_and_type(number).0
 }
 
 /// What `number.get_region_code()` and `number.get_type()` give, with the library's steps
@@ -88,23 +85,22 @@ pub fn region(number: &PhoneNumber) -> Option<Region> {
 /// (`+1`, `+7`, `+44`, …) finding it runs each candidate's type patterns until one fits:
 /// asking for both ran those patterns up to three times, where this runs them once.
 pub fn region_and_type(number: &PhoneNumber) -> (Option<Region>, PhoneNumberType) {
-    let library = PHONE_NUMBER_UTIL.as_original();
+    let catalogue = Catalogue::get();
     let national = rlibphonenumber::get_national_significant_number_owned(number);
     let code = number.country_code;
-    let Some(regions) = library.get_regions_for_country_calling_code(code) else {
+    let Some(calling_code) = catalogue.calling_code(code) else {
         return (None, PhoneNumberType::Unknown);
     };
+    let regions = calling_code.regions();
     let shared = regions.len() > 1;
-    for region in regions {
-        let Some(rules) = library
-            .get_metadata_for_region_or_calling_code(code, region)
-            .and_then(Rules::at)
-        else {
+    for (region, entry) in regions {
+        let region = *region;
+        let Some(entry) = entry else {
             return (Some(region).filter(|_| !shared), PhoneNumberType::Unknown);
         };
-        let kind = rules.number_type(&national);
+        let kind = entry.rules.number_type(&national);
         // Of shared regions, the first whose leading digits or type patterns fit.
-        if !shared || kind != PhoneNumberType::Unknown || rules.leads(&national) {
+        if !shared || kind != PhoneNumberType::Unknown || entry.rules.leads(&national) {
             return (Some(region), kind);
         }
     }
@@ -137,7 +133,7 @@ fn number(country_code: i32, national: &str) -> Option<PhoneNumber> {
 
 #[cfg(test)]
 mod tests {
-    use rlibphonenumber::{PhoneNumberFormat, PhoneNumberType};
+    use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberFormat, PhoneNumberType};
 
     use super::*;
 
@@ -199,6 +195,11 @@ mod tests {
                     "+{digits}"
                 );
                 assert_eq!(region(&number), number.get_region_code(), "+{digits}");
+                assert_eq!(
+                    format(&number),
+                    number.format_as(PhoneNumberFormat::E164),
+                    "+{digits}"
+                );
                 let national = rlibphonenumber::get_national_significant_number_owned(&number);
                 prefix_dropped +=
                     usize::from(format!("{}{national}", number.country_code) != *digits);
@@ -222,6 +223,10 @@ mod tests {
                     (number.get_region_code(), number.get_type())
                 );
                 proptest::prop_assert_eq!(region(&number), number.get_region_code());
+                proptest::prop_assert_eq!(
+                    format(&number),
+                    number.format_as(PhoneNumberFormat::E164)
+                );
             }
         }
     }

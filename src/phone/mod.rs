@@ -2,12 +2,13 @@
 //! that are valid for their country and can receive an SMS (docs/api.md). The only way
 //! a number reaches a log is the masked `Display` here.
 
+mod catalogue;
 mod e164;
 mod patterns;
 
 use std::fmt;
 
-use rlibphonenumber::{PhoneNumberFormat, PhoneNumberType};
+use rlibphonenumber::PhoneNumberType;
 
 use crate::config::PhoneSettings;
 
@@ -111,7 +112,7 @@ impl PhoneNumber {
             return Err(PhoneError::CountryNotAllowed);
         }
         Ok(Self {
-            e164: parsed.format_as(PhoneNumberFormat::E164).into_owned(),
+            e164: e164::format(&parsed),
             country,
         })
     }

@@ -16,20 +16,17 @@
 //! the library's.
 
 use std::cell::RefCell;
-use std::sync::{LazyLock, OnceLock};
-
-use foldhash::HashMap;
+use std::sync::OnceLock;
 
 use regex_automata::nfa::thompson::backtrack::{BoundedBacktracker, Cache};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::syntax;
-use rlibphonenumber::interfaces::AsOriginal;
-use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumberType, Region};
+use rlibphonenumber::PhoneNumberType;
 
 /// A pattern as the library writes it (`^(?:…)$`, or the prefix form without `$`), and
 /// once needed, compiled.
-struct Pattern {
-    source: Option<&'static str>,
+pub(super) struct Pattern {
+    source: Option<Box<str>>,
     compiled: OnceLock<Option<BoundedBacktracker>>,
 }
 
@@ -37,11 +34,11 @@ impl Pattern {
     /// The library's anchoring of a stored pattern: the whole of it, or all but its `$`;
     /// and, as the library has it, a stored pattern too short to hold `^(?:)$` is the
     /// empty pattern, which matches anything.
-    fn new(stored: Option<&'static str>, prefix: bool) -> Self {
+    pub(super) fn new(stored: Option<&str>, prefix: bool) -> Self {
         let source = stored.map(|base| match base.len() {
-            0..6 => "",
-            len if prefix => &base[..len - 1],
-            _ => base,
+            0..6 => "".into(),
+            len if prefix => base[..len - 1].into(),
+            _ => base.into(),
         });
         Self {
             source,
@@ -50,7 +47,7 @@ impl Pattern {
     }
 
     fn is_match(&self, national: &str) -> bool {
-        let Some(source) = self.source else {
+        let Some(source) = &self.source else {
             return false;
         };
         self.compiled
@@ -86,9 +83,9 @@ fn backtrack(pattern: &BoundedBacktracker, national: &str) -> bool {
 
 /// One kind of number of a region: the lengths its national numbers may have (any, when
 /// empty) and the pattern they must match.
-struct Description {
-    lengths: &'static [i32],
-    pattern: Pattern,
+pub(super) struct Description {
+    pub(super) lengths: Box<[i32]>,
+    pub(super) pattern: Pattern,
 }
 
 impl Description {
@@ -101,22 +98,45 @@ impl Description {
 
 /// The patterns of one region's rules (or of one non-geographic calling code's).
 pub(super) struct Rules {
-    general: Description,
+    pub(super) general: Description,
+    /// The lengths of a number the region dials only locally (without its area code).
+    pub(super) local_only_lengths: Box<[i32]>,
     /// In the library's order of trying them, after the general description.
-    special: [(Description, PhoneNumberType); 8],
-    fixed_line: Description,
-    mobile: Description,
-    same_mobile_and_fixed_line: bool,
-    leading_digits: Pattern,
-    national_prefix: Pattern,
+    pub(super) special: [(Description, PhoneNumberType); 8],
+    pub(super) fixed_line: Description,
+    pub(super) mobile: Description,
+    pub(super) same_mobile_and_fixed_line: bool,
+    pub(super) leading_digits: Pattern,
+    pub(super) national_prefix: Pattern,
 }
 
 impl Rules {
-    /// The rules whose metadata the library keeps at `metadata`'s address. Every region's
-    /// and calling code's are known; `None` only for metadata the library does not hold.
-    pub(super) fn at<T>(metadata: &T) -> Option<&'static Rules> {
-        static ALL: LazyLock<HashMap<usize, Rules>> = LazyLock::new(all_rules);
-        ALL.get(&address(metadata))
+    /// Whether `national` is long enough to be a whole number of the region: what the
+    /// library's `is_possible_number_with_reason` gives, other than "too short", "of no
+    /// possible length" or "dialled only locally".
+    pub(super) fn long_enough(&self, national: &str) -> bool {
+        let mask = |lengths: &[i32]| {
+            lengths
+                .iter()
+                .filter_map(|length| u32::try_from(*length).ok().filter(|l| *l < 64))
+                .fold(0u64, |mask, length| mask | 1 << length)
+        };
+        let possible = mask(&self.general.lengths);
+        let Ok(length) = u32::try_from(national.len()) else {
+            return true;
+        };
+        if possible == 0 {
+            return false;
+        }
+        if length >= 64 {
+            return true;
+        }
+        let bit = 1u64 << length;
+        if mask(&self.local_only_lengths) & bit != 0 {
+            return false;
+        }
+        let (shortest, longest) = (possible.trailing_zeros(), 63 - possible.leading_zeros());
+        length > longest || (length >= shortest && possible & bit != 0)
     }
 
     /// What the library's `get_number_type_helper` gives for `national` with these rules.
@@ -157,79 +177,15 @@ impl Rules {
     }
 }
 
-fn address<T>(metadata: &T) -> usize {
-    std::ptr::from_ref(metadata) as usize
-}
-
-/// The rules of every region and non-geographic calling code, by the address of the
-/// library's metadata for it; compiled pattern by pattern as numbers need them.
-fn all_rules() -> HashMap<usize, Rules> {
-    let library = PHONE_NUMBER_UTIL.as_original();
-    let regions = library.get_supported_regions().map(|region| (0, region));
-    let codes = library
-        .get_supported_global_network_calling_codes()
-        .map(|code| (code, Region::World));
-    let mut all = HashMap::default();
-    for (code, region) in regions.chain(codes) {
-        let Some(metadata) = library.get_metadata_for_region_or_calling_code(code, region) else {
-            continue;
-        };
-        // The library's description types are not named outside it; their fields are.
-        macro_rules! description {
-            ($field:ident) => {
-                Description {
-                    lengths: &metadata.$field.original.possible_length,
-                    pattern: Pattern::new(
-                        metadata
-                            .$field
-                            .national_number_pattern()
-                            .pattern_base
-                            .as_deref(),
-                        false,
-                    ),
-                }
-            };
-        }
-        let rules = Rules {
-            general: description!(general_desc),
-            special: [
-                (description!(premium_rate), PhoneNumberType::PremiumRate),
-                (description!(toll_free), PhoneNumberType::TollFree),
-                (description!(shared_cost), PhoneNumberType::SharedCost),
-                (description!(voip), PhoneNumberType::VoIP),
-                (
-                    description!(personal_number),
-                    PhoneNumberType::PersonalNumber,
-                ),
-                (description!(pager), PhoneNumberType::Pager),
-                (description!(uan), PhoneNumberType::UAN),
-                (description!(voicemail), PhoneNumberType::VoiceMail),
-            ],
-            fixed_line: description!(fixed_line),
-            mobile: description!(mobile),
-            same_mobile_and_fixed_line: metadata.original.same_mobile_and_fixed_line_pattern(),
-            leading_digits: Pattern::new(metadata.leading_digits().pattern_base.as_deref(), true),
-            national_prefix: Pattern::new(
-                metadata
-                    .national_prefix_for_parsing()
-                    .pattern_base
-                    .as_deref(),
-                true,
-            ),
-        };
-        all.insert(address(metadata), rules);
-    }
-    all
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::catalogue::Catalogue;
     use super::*;
 
     #[test]
     fn every_pattern_of_every_rule_compiles() {
         let mut compiled = 0;
-        for rules in all_rules().values() {
+        for rules in Catalogue::get().entries().map(|entry| &entry.rules) {
             let descriptions = [&rules.general, &rules.fixed_line, &rules.mobile]
                 .into_iter()
                 .chain(rules.special.iter().map(|(description, _)| description));
@@ -237,7 +193,7 @@ mod tests {
                 .map(|description| &description.pattern)
                 .chain([&rules.leading_digits, &rules.national_prefix]);
             for pattern in patterns {
-                if let Some(source) = pattern.source {
+                if let Some(source) = &pattern.source {
                     assert!(compile(source).is_some(), "{source}");
                     compiled += 1;
                 }
