@@ -11,11 +11,12 @@
 //! `+44 7400…`) when what remains after it is still of a possible length; the library's
 //! step for the prefix runs only for a number that starts with one. Likewise the
 //! number's region and type come from one pass of the library's steps for both, with the
-//! library's patterns run by a faster engine (`patterns.rs`). The tests
-//! below hold the results equal to the library's for every example number of every region
-//! and kind, with trunk prefixes put back, shortened and lengthened, and for random digits; the
-//! crate's version is pinned in `Cargo.toml` because these steps are its public methods
-//! rather than its documented interface.
+//! library's patterns run by a faster engine (`patterns.rs`). The steps read the library's
+//! rules as `catalogue.rs` keeps them, not from the library's own tables. The tests below
+//! hold the results, and the number's E.164 form, equal to the library's for every example
+//! number of every region and kind, with trunk prefixes put back, shortened and lengthened,
+//! and for random digits; the crate's version is pinned in `Cargo.toml` because these steps
+//! are its public methods rather than its documented interface.
 
 use rlibphonenumber::{PhoneNumber, PhoneNumberType, Region};
 
