@@ -8,7 +8,8 @@
 //! number, its leading digits and its national prefix. This reads those from a copy of the
 //! library made for the purpose, which is then dropped. The one step still run by the
 //! library, the one that strips a national prefix, gets the library's form of a region's
-//! prefix rule, built the first time a number of that region starts with its prefix.
+//! prefix rule, built from the same patterns the first time a number of that region starts
+//! with its prefix.
 
 use std::borrow::Cow;
 use std::sync::{LazyLock, OnceLock};
@@ -39,16 +40,10 @@ pub(super) struct CallingCode {
 /// One region's rules (or one non-geographic calling code's).
 pub(super) struct Entry {
     pub(super) rules: Rules,
-    national_prefix: Option<NationalPrefix>,
-}
-
-/// What the library's step that strips a national prefix reads of a region's rules: the
-/// prefix's pattern, what replaces it, and the general pattern that a number must still
-/// match without it; once a number needs them, in the library's own form.
-struct NationalPrefix {
-    pattern: Box<str>,
+    /// What replaces the national prefix the rules' prefix pattern finds, if anything.
     transform_rule: Option<Box<str>>,
-    general_pattern: Option<Box<str>>,
+    /// The library's step that strips the prefix, with the library's form of the prefix
+    /// pattern, the transform rule and the general pattern, once a number needs it.
     strip: OnceLock<Strip>,
 }
 
@@ -161,28 +156,14 @@ impl Catalogue {
                         true,
                     ),
                 };
-                let national_prefix = metadata
-                    .national_prefix_for_parsing()
-                    .pattern_base
-                    .as_deref()
-                    .map(|pattern| NationalPrefix {
-                        pattern: pattern.into(),
-                        transform_rule: metadata
-                            .original
-                            .national_prefix_transform_rule
-                            .as_deref()
-                            .map(Into::into),
-                        general_pattern: metadata
-                            .general_desc
-                            .national_number_pattern()
-                            .pattern_base
-                            .as_deref()
-                            .map(Into::into),
-                        strip: OnceLock::new(),
-                    });
                 let entry = Entry {
                     rules,
-                    national_prefix,
+                    transform_rule: metadata
+                        .original
+                        .national_prefix_transform_rule
+                        .as_deref()
+                        .map(Into::into),
+                    strip: OnceLock::new(),
                 };
                 regions.push((region, Some(entry)));
             }
@@ -212,33 +193,16 @@ impl CallingCode {
     }
 }
 
-impl NationalPrefix {
-    /// The rules as the library is given them. The library marks these fields deprecated
-    /// for reading, as its own form moves them out; they are how rules are given to it.
-    #[expect(deprecated, reason = "the fields the library reads its rules from")]
-    fn metadata(&self) -> PhoneMetadata {
-        PhoneMetadata {
-            national_prefix_for_parsing: Some(self.pattern.to_string()),
-            national_prefix_transform_rule: self.transform_rule.as_deref().map(Into::into),
-            general_desc: Some(PhoneNumberDesc {
-                national_number_pattern: self.general_pattern.as_deref().map(Into::into),
-                ..PhoneNumberDesc::default()
-            }),
-            ..PhoneMetadata::default()
-        }
-    }
-}
-
 impl Entry {
     /// What the library's `maybe_strip_national_prefix_and_carrier_code` leaves of
     /// `national` with these rules: without the national prefix, or as it was; `None` where
     /// the library fails.
     pub(super) fn strip_national_prefix<'a>(&self, national: &'a str) -> Option<Cow<'a, str>> {
-        let Some(prefix) = &self.national_prefix else {
+        let Some(prefix) = self.rules.national_prefix.stored() else {
             return Some(national.into());
         };
-        let strip = prefix.strip.get_or_init(|| {
-            let rules = prefix.metadata().into();
+        let strip = self.strip.get_or_init(|| {
+            let rules = self.library_rules(prefix).into();
             Box::new(move |national: &str| {
                 RULELESS
                     .as_original()
@@ -248,5 +212,21 @@ impl Entry {
             })
         });
         strip(national)
+    }
+
+    /// What the library's step reads of the rules, as the library is given them. The
+    /// library marks these fields deprecated for reading, as its own form moves them out;
+    /// they are how rules are given to it.
+    #[expect(deprecated, reason = "the fields the library reads its rules from")]
+    fn library_rules(&self, prefix: &str) -> PhoneMetadata {
+        PhoneMetadata {
+            national_prefix_for_parsing: Some(prefix.into()),
+            national_prefix_transform_rule: self.transform_rule.as_deref().map(Into::into),
+            general_desc: Some(PhoneNumberDesc {
+                national_number_pattern: self.rules.general.pattern.stored().map(Into::into),
+                ..PhoneNumberDesc::default()
+            }),
+            ..PhoneMetadata::default()
+        }
     }
 }

@@ -23,35 +23,42 @@ use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::syntax;
 use rlibphonenumber::PhoneNumberType;
 
-/// A pattern as the library writes it (`^(?:…)$`, or the prefix form without `$`), and
-/// once needed, compiled.
+/// A pattern as the library stores it (`^(?:…)$`), how the library anchors it (whole, or
+/// as a prefix of the number), and once needed, compiled.
 pub(super) struct Pattern {
-    source: Option<Box<str>>,
+    stored: Option<Box<str>>,
+    prefix: bool,
     compiled: OnceLock<Option<BoundedBacktracker>>,
 }
 
 impl Pattern {
-    /// The library's anchoring of a stored pattern: the whole of it, or all but its `$`;
-    /// and, as the library has it, a stored pattern too short to hold `^(?:)$` is the
-    /// empty pattern, which matches anything.
     pub(super) fn new(stored: Option<&str>, prefix: bool) -> Self {
-        let source = stored.map(|base| match base.len() {
-            0..6 => "".into(),
-            len if prefix => base[..len - 1].into(),
-            _ => base.into(),
-        });
         Self {
-            source,
+            stored: stored.map(Into::into),
+            prefix,
             compiled: OnceLock::new(),
         }
     }
 
+    /// The pattern as the library stores it; `None` where the rules have none.
+    pub(super) fn stored(&self) -> Option<&str> {
+        self.stored.as_deref()
+    }
+
+    /// The library's anchoring of the stored pattern: the whole of it, or all but its `$`;
+    /// and, as the library has it, a stored pattern too short to hold `^(?:)$` is the
+    /// empty pattern, which matches anything.
+    fn source(&self) -> Option<&str> {
+        self.stored().map(|base| match base.len() {
+            0..6 => "",
+            len if self.prefix => &base[..len - 1],
+            _ => base,
+        })
+    }
+
     fn is_match(&self, national: &str) -> bool {
-        let Some(source) = &self.source else {
-            return false;
-        };
         self.compiled
-            .get_or_init(|| compile(source))
+            .get_or_init(|| self.source().and_then(compile))
             .as_ref()
             .is_some_and(|pattern| backtrack(pattern, national))
     }
@@ -122,12 +129,10 @@ impl Rules {
                 .fold(0u64, |mask, length| mask | 1 << length)
         };
         let possible = mask(&self.general.lengths);
-        let Ok(length) = u32::try_from(national.len()) else {
-            return true;
-        };
         if possible == 0 {
             return false;
         }
+        let length = national.len();
         if length >= 64 {
             return true;
         }
@@ -136,6 +141,7 @@ impl Rules {
             return false;
         }
         let (shortest, longest) = (possible.trailing_zeros(), 63 - possible.leading_zeros());
+        let length = length as u32;
         length > longest || (length >= shortest && possible & bit != 0)
     }
 
@@ -193,7 +199,7 @@ mod tests {
                 .map(|description| &description.pattern)
                 .chain([&rules.leading_digits, &rules.national_prefix]);
             for pattern in patterns {
-                if let Some(source) = &pattern.source {
+                if let Some(source) = pattern.source() {
                     assert!(compile(source).is_some(), "{source}");
                     compiled += 1;
                 }
