@@ -60,17 +60,23 @@ pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsError>
     Ok(Arc::new(config))
 }
 
-/// A client whose every request gives up after `timeout`, with at most `limit`
-/// connections.
-pub fn http_client(timeout: Duration, tls: &Arc<ClientConfig>, limit: usize) -> awc::Client {
+/// A client that gives up on a new connection after `connect_timeout`, with at most
+/// `limit` connections. Its requests carry no timer of the client's: each caller bounds
+/// its whole call, answer and body included, under one deadline, which a timer set by
+/// the client on every request would only repeat.
+pub fn http_client(
+    connect_timeout: Duration,
+    tls: &Arc<ClientConfig>,
+    limit: usize,
+) -> awc::Client {
     let connector = awc::Connector::new()
         .rustls_0_23(Arc::clone(tls))
-        .timeout(timeout)
+        .timeout(connect_timeout)
         .conn_keep_alive(Duration::from_secs(30))
         .limit(limit);
     awc::Client::builder()
         .connector(connector)
-        .timeout(timeout)
+        .disable_timeout()
         .disable_redirects()
         .finish()
 }

@@ -105,7 +105,14 @@ impl Jwks {
     }
 }
 
+/// The document at `url`, within [`FETCH_TIMEOUT`] from the connection to the last byte.
 async fn fetch(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>, JwksError> {
+    tokio::time::timeout(FETCH_TIMEOUT, fetch_unbounded(url, tls))
+        .await
+        .map_err(|_| JwksError::Fetch("timed out".to_owned()))?
+}
+
+async fn fetch_unbounded(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>, JwksError> {
     let client = crate::net::http_client(FETCH_TIMEOUT, tls, 1);
     let mut response = client
         .get(url)
@@ -121,4 +128,22 @@ async fn fetch(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>, Jw
         .await
         .map_err(|e| JwksError::Fetch(e.to_string()))?;
     Ok(body.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_fetch_from_a_server_that_never_answers_ends_at_its_bound() {
+        // Bound but never accepted: the connection is made, and no answer ever comes.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", silent.local_addr().unwrap());
+        let tls = crate::net::tls_config(None).unwrap();
+        let result = fetch(&url, &tls).await;
+        assert!(
+            matches!(&result, Err(JwksError::Fetch(reason)) if reason == "timed out"),
+            "{result:?}"
+        );
+    }
 }

@@ -12,7 +12,8 @@ mod wire;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use awc::http::{Method, StatusCode};
+use awc::http::header::HeaderValue;
+use awc::http::{Method, StatusCode, Uri};
 
 use crate::config::UpstreamSettings;
 use crate::ids::{AutosharesUserId, UpstreamTokenId};
@@ -84,6 +85,8 @@ pub struct Upstream {
     settings: UpstreamSettings,
     /// `{base_url}/v{api_version}/users/`: what every user's path starts with, written once.
     users_path: String,
+    /// The `Host` of every call, written once; none for a base URL that names no host.
+    host: Option<HeaderValue>,
     tls: Arc<rustls::ClientConfig>,
     session: Session,
     breaker: Breaker,
@@ -106,6 +109,7 @@ impl Upstream {
         ]));
         Self {
             users_path: format!("{}/v{}/users/", settings.base_url, settings.api_version),
+            host: host_header(&settings.base_url),
             tls,
             breaker: Breaker::new(settings.circuit_failures, settings.circuit_open),
             connections: tokio::sync::Semaphore::new(settings.max_connections),
@@ -242,6 +246,19 @@ impl AutoShares {
     }
 }
 
+/// The `Host` header for calls to `base_url`, as the HTTP client writes it from a call's
+/// URL when the call carries none: the host, and its port unless that is 80 or 443. Set
+/// once here, it is not written again on each call.
+fn host_header(base_url: &str) -> Option<HeaderValue> {
+    let uri: Uri = base_url.parse().ok()?;
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        None | Some(80 | 443) => host.to_owned(),
+        Some(port) => format!("{host}:{port}"),
+    };
+    HeaderValue::try_from(value).ok()
+}
+
 /// `path` with the query `name=value`, form-encoded as the HTTP client's own `query` would
 /// encode it: a `+` is sent as `%2B`, where a bare one would arrive as a space.
 fn with_query(path: String, name: &str, value: &str) -> String {
@@ -288,6 +305,37 @@ fn phone_status(setting: wire::PhoneSetting) -> Option<PhoneStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_calls_host_is_the_base_urls_host_and_any_port_but_80_and_443() {
+        let cases = [
+            ("http://127.0.0.1:8080", Some("127.0.0.1:8080")),
+            ("https://api.example.com", Some("api.example.com")),
+            (
+                "https://api.example.com:443/gateway",
+                Some("api.example.com"),
+            ),
+            ("http://api.example.com:80", Some("api.example.com")),
+            (
+                "https://api.example.com:8443/gateway",
+                Some("api.example.com:8443"),
+            ),
+            ("http://[::1]:9000", Some("[::1]:9000")),
+            (
+                "https://user:secret@api.example.com",
+                Some("api.example.com"),
+            ),
+            ("not a url", None),
+        ];
+        for (base_url, expected) in cases {
+            let host = host_header(base_url);
+            assert_eq!(
+                host.as_ref().map(|h| h.to_str().unwrap()),
+                expected,
+                "{base_url}"
+            );
+        }
+    }
 
     #[test]
     fn only_failures_before_autoshares_acted_count_as_never_reached() {

@@ -155,7 +155,6 @@ impl AutoShares {
     ) -> Result<Answer, UpstreamError> {
         let settings = &self.shared.settings;
         let request = self
-            .client
             .request(call.method.clone(), &call.url)
             .insert_header((APP_KEY, settings.app_key.expose_secret()))
             .insert_header((header::AUTHORIZATION, HeaderValue::clone(token)))
@@ -180,8 +179,7 @@ impl AutoShares {
     ) -> Result<HeaderValue, UpstreamError> {
         let settings = &self.shared.settings;
         let request = self
-            .client
-            .post(format!("{}/token", settings.base_url))
+            .request(Method::POST, &format!("{}/token", settings.base_url))
             .insert_header((APP_KEY, settings.app_key.expose_secret()))
             .insert_header(("Username", settings.username.as_str()))
             .insert_header(("Password", settings.password.expose_secret()))
@@ -212,6 +210,15 @@ impl AutoShares {
             "autoshares login refused; check upstream.username, upstream.password and upstream.app_key"
         );
         Err(UpstreamError::LoginRefused)
+    }
+
+    /// A request to `url`, with its `Host` as the client would write it.
+    fn request(&self, method: Method, url: &str) -> awc::ClientRequest {
+        let request = self.client.request(method, url);
+        match &self.shared.host {
+            Some(host) => request.insert_header((header::HOST, HeaderValue::clone(host))),
+            None => request,
+        }
     }
 
     /// Waits for a connection permit, then sends through the circuit and reads the whole
