@@ -107,27 +107,26 @@ impl Jwks {
 
 /// The document at `url`, within [`FETCH_TIMEOUT`] from the connection to the last byte.
 async fn fetch(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>, JwksError> {
-    tokio::time::timeout(FETCH_TIMEOUT, fetch_unbounded(url, tls))
+    let fetching = async {
+        let client = crate::net::http_client(FETCH_TIMEOUT, tls, 1);
+        let mut response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| JwksError::Fetch(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(JwksError::Fetch(format!("status {}", response.status())));
+        }
+        let body = response
+            .body()
+            .limit(MAX_JWKS_BYTES)
+            .await
+            .map_err(|e| JwksError::Fetch(e.to_string()))?;
+        Ok(body.to_vec())
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, fetching)
         .await
         .map_err(|_| JwksError::Fetch("timed out".to_owned()))?
-}
-
-async fn fetch_unbounded(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>, JwksError> {
-    let client = crate::net::http_client(FETCH_TIMEOUT, tls, 1);
-    let mut response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| JwksError::Fetch(e.to_string()))?;
-    if !response.status().is_success() {
-        return Err(JwksError::Fetch(format!("status {}", response.status())));
-    }
-    let body = response
-        .body()
-        .limit(MAX_JWKS_BYTES)
-        .await
-        .map_err(|e| JwksError::Fetch(e.to_string()))?;
-    Ok(body.to_vec())
 }
 
 #[cfg(test)]

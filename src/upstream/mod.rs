@@ -337,6 +337,43 @@ mod tests {
         }
     }
 
+    #[actix_web::test]
+    async fn the_written_host_is_the_one_the_client_writes_itself() {
+        use std::io::{Read as _, Write as _};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buffer = [0u8; 1024];
+            while !head.ends_with(b"\r\n\r\n") {
+                let read = stream.read(&mut buffer).unwrap();
+                assert!(read > 0, "the request head ended early");
+                head.extend_from_slice(&buffer[..read]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let tls = crate::net::tls_config(None).unwrap();
+        let client = crate::net::http_client(std::time::Duration::from_secs(5), &tls, 1);
+        // No `Host` of ours: the client writes its own from the URL.
+        client.get(format!("{base_url}/")).send().await.unwrap();
+        let head = server.join().unwrap();
+        let written = head
+            .lines()
+            .find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("host")
+                    .then(|| value.trim().to_owned())
+            })
+            .expect("the client writes a Host");
+        let ours = host_header(&base_url).unwrap();
+        assert_eq!(ours.to_str().unwrap(), written);
+    }
+
     #[test]
     fn only_failures_before_autoshares_acted_count_as_never_reached() {
         let cases = [
