@@ -9,7 +9,6 @@ mod session;
 mod transport;
 mod wire;
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use awc::http::header::HeaderValue;
@@ -239,8 +238,7 @@ impl AutoShares {
         // An i64 takes 20 characters at most.
         let mut path = String::with_capacity(users.len() + 20 + SETTINGS.len());
         path.push_str(users);
-        // Writing into a String cannot fail.
-        let _ = write!(path, "{user}");
+        path.push_str(itoa::Buffer::new().format(user.0));
         path.push_str(SETTINGS);
         path
     }
