@@ -42,12 +42,8 @@ pub fn insert_rate_limit(response: &mut HttpResponse, quota: &UserQuota) {
     } else {
         retry_after_seconds(quota.reset)
     };
-    let policy = format!(
-        r#""{PER_USER}";q={};w={}"#,
-        quota.limit,
-        quota.window.as_secs()
-    );
-    let state = format!(r#""{PER_USER}";r={};t={reset}"#, quota.remaining);
+    let policy = per_user_item([("q", quota.limit.into()), ("w", quota.window.as_secs())]);
+    let state = per_user_item([("r", quota.remaining.into()), ("t", reset)]);
     let headers = response.headers_mut();
     for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
         // The value takes the text's bytes; they are not copied.
@@ -55,6 +51,23 @@ pub fn insert_rate_limit(response: &mut HttpResponse, quota: &UserQuota) {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
+}
+
+/// `"bind_per_user";a=1;b=2`, its numbers written with `itoa`: every bind answers two, and
+/// `format!` took 1.1 k instructions for each.
+fn per_user_item(parameters: [(&str, u64); 2]) -> String {
+    let mut digits = itoa::Buffer::new();
+    let mut item = String::with_capacity(64);
+    item.push('"');
+    item.push_str(PER_USER);
+    item.push('"');
+    for (name, value) in parameters {
+        item.push(';');
+        item.push_str(name);
+        item.push('=');
+        item.push_str(digits.format(value));
+    }
+    item
 }
 
 #[cfg(test)]

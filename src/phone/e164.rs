@@ -66,7 +66,12 @@ pub fn parse(digits: &str) -> Option<PhoneNumber> {
 /// national significant number.
 pub fn format(number: &PhoneNumber) -> String {
     let national = rlibphonenumber::get_national_significant_number_owned(number);
-    format!("+{}{national}", number.country_code)
+    // A calling code has three digits at most.
+    let mut e164 = String::with_capacity(1 + 3 + national.len());
+    e164.push('+');
+    e164.push_str(itoa::Buffer::new().format(number.country_code));
+    e164.push_str(&national);
+    e164
 }
 
 /// What `number.get_region_code()` gives. A code of one region names it without a pattern
