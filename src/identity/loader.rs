@@ -4,8 +4,13 @@
 //! list). An idle service reads a link at once; a busy one makes one round trip for many
 //! callers instead of one each, which is what a load of many distinct callers (each a cache
 //! miss) costs most. More than one lane keeps one slow statement from holding every lookup.
+//!
+//! Links read again in the background (their callers are answered from the cache meanwhile)
+//! first gather for [`GATHER`], so that the links of the callers who keep calling are read
+//! a statement or a few at a time rather than one statement each.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
@@ -19,6 +24,10 @@ pub const MAX_BATCH: usize = 64;
 /// The most statements reading links at a time (of the pool's five reading connections on SQLite,
 /// ten on PostgreSQL).
 pub const LANES: usize = 4;
+/// How long a link to read again in the background waits for others to share its
+/// statement. An entry is read again in the last second of its life and is served
+/// meanwhile, so the wait costs its callers nothing.
+pub const GATHER: Duration = Duration::from_millis(100);
 
 type Answer = Result<Option<AutosharesUserId>, Arc<StoreError>>;
 
@@ -28,11 +37,24 @@ pub struct LinkLoader {
     queue: Mutex<Queue>,
 }
 
+type Waiting = Vec<(Subject, oneshot::Sender<Answer>)>;
+
 #[derive(Default)]
 struct Queue {
-    waiting: Vec<(Subject, oneshot::Sender<Answer>)>,
+    waiting: Waiting,
     /// The tasks reading links; each takes what waits before it stops.
     readers: usize,
+    /// Links to read again, gathering until [`GATHER`] after the first of them.
+    gathering: Waiting,
+}
+
+impl Queue {
+    /// Whether the caller should start a reader: one more may read.
+    fn lead(&mut self) -> bool {
+        let lead = self.readers < LANES;
+        self.readers += usize::from(lead);
+        lead
+    }
 }
 
 impl LinkLoader {
@@ -54,9 +76,7 @@ impl LinkLoader {
         let lead = {
             let mut queue = self.queue();
             queue.waiting.push((subject.clone(), answer));
-            let lead = queue.readers < LANES;
-            queue.readers += usize::from(lead);
-            lead
+            queue.lead()
         };
         if lead {
             // A task of its own, so that a caller who goes away does not take the
@@ -65,10 +85,41 @@ impl LinkLoader {
             // runtime's own queue it made the slowest lookups slower under load.
             tokio::task::spawn_local(Arc::clone(self).read_while_waiting());
         }
-        match tokio::time::timeout(CALL_TIMEOUT, answered).await {
-            Ok(Ok(answer)) => answer.map_err(StoreError::Shared),
-            // Out of time, or the reader ended without answering (its runtime stopped).
-            Ok(Err(_)) | Err(_) => Err(StoreError::Timeout),
+        wait_for(answered, CALL_TIMEOUT).await
+    }
+
+    /// The link of `subject`, read again in the background: with the others asked for
+    /// within [`GATHER`] of the first of them, in as few statements as they fit.
+    pub async fn fetch_again(
+        self: &Arc<Self>,
+        subject: &Subject,
+    ) -> Result<Option<AutosharesUserId>, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let first = {
+            let mut queue = self.queue();
+            queue.gathering.push((subject.clone(), answer));
+            queue.gathering.len() == 1
+        };
+        if first {
+            tokio::task::spawn_local(Arc::clone(self).gather());
+        }
+        wait_for(answered, GATHER + CALL_TIMEOUT).await
+    }
+
+    /// Hands what gathered for [`GATHER`] to the readers, reading it itself when one more
+    /// may read.
+    async fn gather(self: Arc<Self>) {
+        let stop = StopGathering(&self);
+        tokio::time::sleep(GATHER).await;
+        std::mem::forget(stop);
+        let lead = {
+            let mut queue = self.queue();
+            let gathered = std::mem::take(&mut queue.gathering);
+            queue.waiting.extend(gathered);
+            queue.lead()
+        };
+        if lead {
+            self.read_while_waiting().await;
         }
     }
 
@@ -106,6 +157,29 @@ impl LinkLoader {
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
         self.queue.lock().expect("link loader lock poisoned")
+    }
+}
+
+/// The answer a lookup waits for, within `bound`.
+async fn wait_for(
+    answered: oneshot::Receiver<Answer>,
+    bound: Duration,
+) -> Result<Option<AutosharesUserId>, StoreError> {
+    match tokio::time::timeout(bound, answered).await {
+        Ok(Ok(answer)) => answer.map_err(StoreError::Shared),
+        // Out of time, or the reader ended without answering (its runtime stopped).
+        Ok(Err(_)) | Err(_) => Err(StoreError::Timeout),
+    }
+}
+
+/// Ends a gathering whose task is dropped before it handed its links over: their lookups
+/// fail at once (their entries then expire), and the next link to read again starts a new
+/// gathering.
+struct StopGathering<'a>(&'a LinkLoader);
+
+impl Drop for StopGathering<'_> {
+    fn drop(&mut self) {
+        self.0.queue().gathering.clear();
     }
 }
 

@@ -101,14 +101,15 @@ impl Identity {
     }
 }
 
-/// Reads `subject`'s link again while its entry is still served. A task of this worker,
-/// like the loader's readers; a failed read leaves the entry to expire, and the next lookup
-/// after that waits for the database as any miss does.
+/// Reads `subject`'s link again while its entry is still served, with the others due
+/// about now (`LinkLoader::fetch_again`). A task of this worker, like the loader's readers;
+/// a failed read leaves the entry to expire, and the next lookup after that waits for the
+/// database as any miss does. The entry read again lives from before the loader's wait.
 fn read_again(loader: &Arc<LinkLoader>, cache: &Arc<LinkCache>, subject: &Subject) {
     let (loader, cache, subject) = (Arc::clone(loader), Arc::clone(cache), subject.clone());
     tokio::task::spawn_local(async move {
         let read_at = Instant::now();
-        if let Ok(found) = loader.fetch(&subject).await {
+        if let Ok(found) = loader.fetch_again(&subject).await {
             cache.refresh(&subject, found, read_at);
         }
     });

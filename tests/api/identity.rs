@@ -219,6 +219,43 @@ fn last_user_called(app: &TestApp) -> Option<i64> {
     user_in_path(&app.sandbox().last_request()?.path)
 }
 
+/// The link-reading statements so far, and the subjects they read.
+async fn link_statements(app: &TestApp) -> (f64, f64) {
+    let metrics = app.admin_get("/metrics", None).await.text;
+    (
+        sample(&metrics, "bff_link_lookup_batch_subjects_count"),
+        sample(&metrics, "bff_link_lookup_batch_subjects_sum"),
+    )
+}
+
+#[actix_web::test]
+async fn links_read_again_in_the_background_share_their_statements() {
+    let app = spawn_app().await;
+    let mut callers = Vec::new();
+    for n in 0..12 {
+        callers.push(app.linked_caller(&format!("sub-{n}"), 6000 + n).await);
+    }
+    join_all(callers.iter().map(|caller| app.get_phone_number(caller))).await;
+    // Every entry was read before this instant, so each is due by +4 s and lives until +5 s.
+    let cached = std::time::Instant::now();
+    tokio::time::sleep_until((cached + Duration::from_millis(4100)).into()).await;
+    let (statements, subjects) = link_statements(&app).await;
+    // One caller after another, each answered from its entry and asking for its link to be
+    // read again: one statement each, were each read at once.
+    for caller in &callers {
+        let answer = app.get_phone_number(caller).await;
+        assert!(answer.status < 500, "{}", answer.text);
+    }
+    let mut read = link_statements(&app).await;
+    while read.1 < subjects + 12.0 && cached.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        read = link_statements(&app).await;
+    }
+    assert_eq!(read.1 - subjects, 12.0, "every link read again, once");
+    let shared = read.0 - statements;
+    assert!(shared <= 4.0, "12 links read again in {shared} statements");
+}
+
 #[actix_web::test]
 async fn a_caller_who_keeps_calling_is_answered_from_a_link_read_again_in_the_background() {
     let Some(database) = TestDatabase::postgres().await else {
