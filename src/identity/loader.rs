@@ -27,7 +27,7 @@ pub const LANES: usize = 4;
 /// How long a link to read again in the background waits for others to share its
 /// statement. An entry is read again in the last second of its life and is served
 /// meanwhile, so the wait costs its callers nothing.
-pub const GATHER: Duration = Duration::from_millis(100);
+const GATHER: Duration = Duration::from_millis(100);
 
 type Answer = Result<Option<AutosharesUserId>, Arc<StoreError>>;
 

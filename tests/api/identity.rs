@@ -220,12 +220,17 @@ fn last_user_called(app: &TestApp) -> Option<i64> {
 }
 
 /// The link-reading statements so far, and the subjects they read.
-async fn link_statements(app: &TestApp) -> (f64, f64) {
+struct LinkReads {
+    statements: f64,
+    subjects: f64,
+}
+
+async fn link_reads(app: &TestApp) -> LinkReads {
     let metrics = app.admin_get("/metrics", None).await.text;
-    (
-        sample(&metrics, "bff_link_lookup_batch_subjects_count"),
-        sample(&metrics, "bff_link_lookup_batch_subjects_sum"),
-    )
+    LinkReads {
+        statements: sample(&metrics, "bff_link_lookup_batch_subjects_count"),
+        subjects: sample(&metrics, "bff_link_lookup_batch_subjects_sum"),
+    }
 }
 
 #[actix_web::test]
@@ -236,23 +241,27 @@ async fn links_read_again_in_the_background_share_their_statements() {
         callers.push(app.linked_caller(&format!("sub-{n}"), 6000 + n).await);
     }
     join_all(callers.iter().map(|caller| app.get_phone_number(caller))).await;
-    // Every entry was read before this instant, so each is due by +4 s and lives until +5 s.
+    // Every entry was read before this instant, so each is due by +4 s and has expired by +5 s.
     let cached = std::time::Instant::now();
     tokio::time::sleep_until((cached + Duration::from_millis(4100)).into()).await;
-    let (statements, subjects) = link_statements(&app).await;
+    let before = link_reads(&app).await;
     // One caller after another, each answered from its entry and asking for its link to be
     // read again: one statement each, were each read at once.
     for caller in &callers {
         let answer = app.get_phone_number(caller).await;
         assert!(answer.status < 500, "{}", answer.text);
     }
-    let mut read = link_statements(&app).await;
-    while read.1 < subjects + 12.0 && cached.elapsed() < Duration::from_secs(6) {
+    let mut after = link_reads(&app).await;
+    while after.subjects < before.subjects + 12.0 && cached.elapsed() < Duration::from_secs(6) {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        read = link_statements(&app).await;
+        after = link_reads(&app).await;
     }
-    assert_eq!(read.1 - subjects, 12.0, "every link read again, once");
-    let shared = read.0 - statements;
+    assert_eq!(
+        after.subjects - before.subjects,
+        12.0,
+        "every link read again, once"
+    );
+    let shared = after.statements - before.statements;
     assert!(shared <= 4.0, "12 links read again in {shared} statements");
 }
 
